@@ -1,0 +1,161 @@
+"""migctl's typed errors: one class per kind of failure, each with its documented exit code.
+
+Every error says what went wrong and what to do next. Errors that come from the driver carry
+the NVML error (``nvml_code``), so callers can branch on either.
+
+=====  ==================  ====================================================================
+exit   class               meaning
+=====  ==================  ====================================================================
+0                          success
+1      MigctlError         any other failure (e.g. ``assert`` found a difference)
+2      UsageError          bad input: unknown profile, bad ``-i``, bad config file...
+3      NotSupportedError   the GPU or driver cannot do this (not MIG-capable, MIG disabled)
+4      InsufficientResourcesError  the instances do not fit the free slices
+5      InUseError          processes or instances are in the way
+6      PermissionDeniedError  not root / no MIG capability access
+7      ResetRequiredError  a MIG mode change is pending until a GPU reset
+8      DriverError         no driver, or the driver failed
+9      LockTimeoutError    another migctl holds the host lock
+10     MismatchError       ``migctl assert``: the node differs from the layout
+130                        interrupted (Ctrl-C)
+=====  ==================  ====================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pynvml
+
+
+class MigctlError(Exception):
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None, nvml_code: int | None = None, **details: Any):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.nvml_code = nvml_code
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.kind, "message": self.message, "exit_code": self.exit_code}
+        if self.hint:
+            out["hint"] = self.hint
+        if self.nvml_code is not None:
+            out["nvml_error"] = nvml_error_name(self.nvml_code)
+        out.update(self.details)
+        return out
+
+
+class UsageError(MigctlError):
+    exit_code = 2
+    kind = "usage"
+
+
+class NotSupportedError(MigctlError):
+    exit_code = 3
+    kind = "not_supported"
+
+
+class InsufficientResourcesError(MigctlError):
+    exit_code = 4
+    kind = "insufficient_resources"
+
+
+class InUseError(MigctlError):
+    exit_code = 5
+    kind = "in_use"
+
+
+class PermissionDeniedError(MigctlError):
+    exit_code = 6
+    kind = "permission_denied"
+
+
+class ResetRequiredError(MigctlError):
+    exit_code = 7
+    kind = "reset_required"
+
+
+class DriverError(MigctlError):
+    exit_code = 8
+    kind = "driver"
+
+
+class LockTimeoutError(MigctlError):
+    exit_code = 9
+    kind = "locked"
+
+
+class MismatchError(MigctlError):
+    exit_code = 10
+    kind = "mismatch"
+
+
+EXIT_CODES: dict[str, int] = {
+    cls.kind: cls.exit_code
+    for cls in (
+        MigctlError,
+        UsageError,
+        NotSupportedError,
+        InsufficientResourcesError,
+        InUseError,
+        PermissionDeniedError,
+        ResetRequiredError,
+        DriverError,
+        LockTimeoutError,
+        MismatchError,
+    )
+}
+
+# How the driver says it, as nvidia-smi prints (nvmlErrorString).
+NVML_TEXT = {
+    pynvml.NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
+    pynvml.NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    pynvml.NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+    pynvml.NVML_ERROR_NOT_FOUND: "Not Found",
+    pynvml.NVML_ERROR_IN_USE: "In use by another client",
+    pynvml.NVML_ERROR_INSUFFICIENT_RESOURCES: "Insufficient Resources",
+    pynvml.NVML_ERROR_RESET_REQUIRED: "GPU requires restart",
+    pynvml.NVML_ERROR_UNKNOWN: "Unknown Error",
+    pynvml.NVML_ERROR_TIMEOUT: "Timeout",
+    pynvml.NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+    pynvml.NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
+    pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+}
+
+
+def nvml_error_name(code: int) -> str:
+    for name in dir(pynvml):
+        if name.startswith("NVML_ERROR_") and getattr(pynvml, name) == code:
+            return name
+    return f"NVML_ERROR_{code}"
+
+
+PERMISSION_HINT = (
+    "run as root, or grant MIG management to this user with read access to "
+    "/proc/driver/nvidia/capabilities/mig/config (see NVIDIA's MIG user guide, 'Device Nodes and Capabilities')"
+)
+
+
+def from_nvml(exc: pynvml.NVMLError, action: str, *, hint: str | None = None, **details: Any) -> MigctlError:
+    """Translate a driver error raised while doing ``action`` into migctl's typed error."""
+    code = int(exc.value)
+    text = NVML_TEXT.get(code) or str(exc)
+    message = f"{action}: {text} ({nvml_error_name(code)})"
+    cls: type[MigctlError] = {
+        pynvml.NVML_ERROR_INVALID_ARGUMENT: UsageError,
+        pynvml.NVML_ERROR_NOT_SUPPORTED: NotSupportedError,
+        pynvml.NVML_ERROR_NO_PERMISSION: PermissionDeniedError,
+        pynvml.NVML_ERROR_IN_USE: InUseError,
+        pynvml.NVML_ERROR_INSUFFICIENT_RESOURCES: InsufficientResourcesError,
+        pynvml.NVML_ERROR_RESET_REQUIRED: ResetRequiredError,
+    }.get(code, DriverError)
+    if cls is PermissionDeniedError and hint is None:
+        hint = PERMISSION_HINT
+    return cls(message, hint=hint, nvml_code=code, **details)
