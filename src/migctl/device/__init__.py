@@ -74,8 +74,10 @@ class Node:
             if lo > hi or hi >= len(self.gpus):
                 raise UsageError(f"-i {spec}: GPU {hi if lo <= hi else part} does not exist", hint=valid)
             chosen.extend(self.gpus[i] for i in range(lo, hi + 1))
-        seen: set[int] = set()
-        return [g for g in chosen if not (g.index in seen or seen.add(g.index))]
+        unique: dict[int, Gpu] = {}
+        for g in chosen:
+            unique.setdefault(g.index, g)
+        return list(unique.values())
 
     def close(self) -> None:
         self.nvml.shutdown()

@@ -91,7 +91,10 @@ class Gpu:
             ci = getattr(p, "computeInstanceId", NO_ID)
             out.append(
                 describe_process(
-                    int(p.pid), p.usedGpuMemory, None if gi in (None, NO_ID) else int(gi), None if ci in (None, NO_ID) else int(ci)
+                    int(p.pid),
+                    p.usedGpuMemory,
+                    None if gi in (None, NO_ID) else int(gi),
+                    None if ci in (None, NO_ID) else int(ci),
                 )
             )
         return out
@@ -144,7 +147,9 @@ class Gpu:
         count = ctypes.c_uint(0)
         self.nvml.read("nvmlDeviceGetGpuInstancePossiblePlacements", self.handle, profile_id, None, ctypes.byref(count))
         array = (pynvml.c_nvmlGpuInstancePlacement_t * max(count.value, 1))()
-        self.nvml.read("nvmlDeviceGetGpuInstancePossiblePlacements", self.handle, profile_id, array, ctypes.byref(count))
+        self.nvml.read(
+            "nvmlDeviceGetGpuInstancePossiblePlacements", self.handle, profile_id, array, ctypes.byref(count)
+        )
         return tuple(Placement(int(array[i].start), int(array[i].size)) for i in range(count.value))
 
     def profile_by_id(self, profile_id: int) -> GiProfileInfo:

@@ -106,7 +106,9 @@ class GpuInstance:
     def _ci_placements(self, ci_profile_id: int) -> tuple[Placement, ...]:
         nvml = self.gpu.nvml
         count = ctypes.c_uint(0)
-        nvml.read("nvmlGpuInstanceGetComputeInstancePossiblePlacements", self.handle, ci_profile_id, None, ctypes.byref(count))
+        nvml.read(
+            "nvmlGpuInstanceGetComputeInstancePossiblePlacements", self.handle, ci_profile_id, None, ctypes.byref(count)
+        )
         array = (pynvml.c_nvmlComputeInstancePlacement_t * max(count.value, 1))()
         nvml.read(
             "nvmlGpuInstanceGetComputeInstancePossiblePlacements",

@@ -16,9 +16,7 @@ import pynvml
 
 from migctl.errors import DriverError, UsageError, from_nvml
 
-TRANSIENT = frozenset(
-    {pynvml.NVML_ERROR_UNKNOWN, pynvml.NVML_ERROR_TIMEOUT, pynvml.NVML_ERROR_NOT_READY}
-)
+TRANSIENT = frozenset({pynvml.NVML_ERROR_UNKNOWN, pynvml.NVML_ERROR_TIMEOUT, pynvml.NVML_ERROR_NOT_READY})
 READ_ATTEMPTS = 4
 BACKOFF_S = (0.05, 0.1, 0.2)
 

@@ -44,9 +44,7 @@ def parse_spec(spec: str) -> list[str]:
         assert m is not None
         name, count = m[1], int(m[2] or 1)
         if name not in models():
-            raise SimSpecError(
-                f"unknown GPU model {name!r} in --sim {spec!r}; known models: {', '.join(models())}"
-            )
+            raise SimSpecError(f"unknown GPU model {name!r} in --sim {spec!r}; known models: {', '.join(models())}")
         if not 1 <= count <= 64:
             raise SimSpecError(f"--sim {spec!r}: a model's count must be 1..64, not {count}")
         keys.extend([name] * count)

@@ -139,9 +139,7 @@ def latency_scale(text: str | None) -> float:
     try:
         scale = float(value)
     except ValueError:
-        raise FaultSpecError(
-            f"MIGCTL_SIM_LATENCY={text!r}: expected none, realistic, or a scale such as 0.5"
-        ) from None
+        raise FaultSpecError(f"MIGCTL_SIM_LATENCY={text!r}: expected none, realistic, or a scale such as 0.5") from None
     if scale < 0:
         raise FaultSpecError(f"MIGCTL_SIM_LATENCY={text!r}: the scale must not be negative")
     return scale

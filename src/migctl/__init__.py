@@ -1,0 +1,41 @@
+"""migctl: safe, repeatable NVIDIA Multi-Instance GPU (MIG) management.
+
+Quick start (on the simulator; drop ``sim=`` on a real GPU server)::
+
+    import migctl
+    node = migctl.Node(sim="h20x8")
+    node.set_mig_mode(True, gpus="0")
+    node.create("1g.12gb:2", gpus="0")
+    print(node.status(gpus="0"))
+"""
+
+from migctl.api import Node
+from migctl.errors import (
+    DriverError,
+    InsufficientResourcesError,
+    InUseError,
+    LockTimeoutError,
+    MigctlError,
+    MismatchError,
+    NotSupportedError,
+    PermissionDeniedError,
+    ResetRequiredError,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DriverError",
+    "InUseError",
+    "InsufficientResourcesError",
+    "LockTimeoutError",
+    "MigctlError",
+    "MismatchError",
+    "Node",
+    "NotSupportedError",
+    "PermissionDeniedError",
+    "ResetRequiredError",
+    "UsageError",
+    "__version__",
+]

@@ -1,0 +1,67 @@
+"""Entry point: runs the typer app and turns every error into one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+
+import pynvml
+import typer
+
+from migctl.cli import inspect_cmds, sim_cmds  # noqa: F401  (register commands)
+from migctl.cli.app import STATE, app, err
+from migctl.errors import DriverError, MigctlError, from_nvml
+
+for _module in ("migctl.cli.lifecycle_cmds", "migctl.cli.layout_cmds", "migctl.cli.run_cmds"):
+    try:
+        __import__(_module)
+    except ModuleNotFoundError as _exc:  # a front end not built yet must not break the others
+        if _exc.name != _module:
+            raise
+
+
+def _fail(exc: MigctlError) -> int:
+    if STATE.json or "--json" in sys.argv:
+        sys.stdout.write(json.dumps(exc.to_json(), indent=2) + "\n")
+    else:
+        err.print(f"migctl: error: {exc}", markup=False, highlight=False)
+    if STATE.debug:
+        traceback.print_exception(exc)
+    return exc.exit_code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run migctl; returns (and, as a console script, exits with) the documented exit code."""
+    cli = typer.main.get_command(app)
+    try:
+        result = cli.main(args=argv, prog_name="migctl", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        err.print("migctl: interrupted")
+        code = 130
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        exc.show()  # type: ignore[attr-defined]
+        code = int(getattr(exc, "exit_code", 2))
+    except MigctlError as exc:
+        code = _fail(exc)
+    except pynvml.NVMLError as exc:
+        code = _fail(from_nvml(exc, "NVML call failed"))
+    except KeyboardInterrupt:
+        err.print("migctl: interrupted")
+        code = 130
+    except Exception as exc:
+        if STATE.debug:
+            raise
+        code = _fail(
+            DriverError(f"internal error: {type(exc).__name__}: {exc}", hint="rerun with --debug and report it")
+        )
+        code = 1
+    finally:
+        if STATE._node is not None:
+            STATE._node.close()
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,157 @@
+"""``migctl sim ...``: the simulated node's own controls (what happens outside NVML)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from migctl import sim as simulator
+from migctl.cli.app import JSON_OPTION, STATE, app, emit
+from migctl.errors import UsageError, from_nvml
+from migctl.sim import catalog
+
+sim_app = typer.Typer(
+    help="Control the simulated node (models, reset, driver reload, processes, fabric manager).", no_args_is_help=True
+)
+app.add_typer(sim_app, name="sim")
+
+
+def _sim() -> simulator.SimNvml:
+    try:
+        return simulator.open(STATE.sim)
+    except simulator.SimSpecError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _gpu_handle(nvml: simulator.SimNvml, index: int) -> Any:
+    import pynvml
+
+    try:
+        return nvml.nvmlDeviceGetHandleByIndex(index)
+    except pynvml.NVMLError:
+        raise UsageError(f"the simulated node has no GPU {index}") from None
+
+
+@sim_app.command("models")
+def models(json_out: bool = JSON_OPTION) -> None:
+    """GPU models the simulator knows (for --sim MODEL[xCOUNT],...)."""
+    data = {
+        "models": [
+            {
+                "key": m.key,
+                "name": m.name,
+                "pci_device_id": f"0x{m.nvml_pci_device_id:08X}",
+                "arch": m.arch,
+                "mig_capable": m.mig_capable,
+                "max_instances": m.max_instances,
+                "profiles": [p.name for p in m.gi_profiles],
+                "nvswitch": m.nvswitch,
+            }
+            for m in catalog.models().values()
+        ]
+    }
+
+    def render(console: Console, d: dict[str, Any]) -> None:
+        table = Table()
+        for col in ("model", "name", "PCI ID", "arch", "max inst", "profiles"):
+            table.add_column(col)
+        for m in d["models"]:
+            table.add_row(
+                m["key"],
+                m["name"],
+                m["pci_device_id"],
+                m["arch"],
+                str(m["max_instances"]),
+                ", ".join(m["profiles"]) or "(not MIG-capable)",
+            )
+        console.print(table)
+
+    emit(data, render, json_out)
+
+
+@sim_app.command("reset")
+def reset(json_out: bool = JSON_OPTION) -> None:
+    """Start the simulated node fresh: MIG disabled, no instances (uses --sim SPEC, else the stored one)."""
+    try:
+        spec = simulator.reset(STATE.sim)
+    except simulator.SimSpecError as exc:
+        raise UsageError(str(exc)) from None
+    emit({"spec": spec, "reset": True}, lambda c, d: c.print(f"simulated node reset: {d['spec']}"), json_out)
+
+
+@sim_app.command("reset-gpu")
+def reset_gpu(index: int = typer.Argument(..., help="GPU index."), json_out: bool = JSON_OPTION) -> None:
+    """Simulate a GPU reset (a pending MIG mode takes effect; instances are lost)."""
+    import pynvml
+
+    nvml = _sim()
+    try:
+        nvml.simResetGpu(_gpu_handle(nvml, index))
+    except pynvml.NVMLError as exc:
+        raise from_nvml(exc, f"resetting simulated GPU {index}", hint="stop the processes using it first") from None
+    emit({"index": index, "reset": True}, lambda c, d: c.print(f"GPU {index} reset"), json_out)
+
+
+@sim_app.command("reload-driver")
+def reload_driver(json_out: bool = JSON_OPTION) -> None:
+    """Simulate unloading and reloading the driver (Hopper and later lose MIG mode)."""
+    import pynvml
+
+    nvml = _sim()
+    try:
+        nvml.simReloadDriver()
+    except pynvml.NVMLError as exc:
+        raise from_nvml(exc, "reloading the simulated driver", hint="stop the processes using the GPUs first") from None
+    emit({"reloaded": True}, lambda c, d: c.print("driver reloaded"), json_out)
+
+
+@sim_app.command("fabric-manager")
+def fabric_manager(
+    action: str = typer.Argument("status", help="start, stop or status"), json_out: bool = JSON_OPTION
+) -> None:
+    """Start or stop the simulated nvidia-fabricmanager service (HGX boards need it for CUDA)."""
+    nvml = _sim()
+    if action not in ("start", "stop", "status"):
+        raise UsageError(f"fabric-manager {action!r}: expected start, stop or status")
+    if action != "status":
+        nvml.simSetFabricManager(action == "start")
+    state = nvml.simFabricManager()
+    emit(
+        state,
+        lambda c, d: c.print(
+            f"nvidia-fabricmanager: {'active' if d['active'] else 'inactive'} (version {d['version']})"
+        ),
+        json_out,
+    )
+
+
+@sim_app.command("attach")
+def attach(
+    pid: int = typer.Option(..., "--pid", help="A running process to record as a compute process."),
+    gpu: int | None = typer.Option(None, "-i", "--id", help="GPU index (MIG disabled: the whole GPU)."),
+    uuid: str | None = typer.Option(None, "--uuid", help="MIG device UUID."),
+    memory: int = typer.Option(256, "--memory", help="GPU memory it uses, MiB."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Record a running process as using a GPU or MIG device (until it exits)."""
+    import pynvml
+
+    nvml = _sim()
+    try:
+        if uuid:
+            handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
+        elif gpu is not None:
+            handle = _gpu_handle(nvml, gpu)
+        else:
+            raise UsageError("sim attach needs -i GPU or --uuid MIG-...")
+        nvml.simAttachProcess(handle, pid, memory)
+    except pynvml.NVMLError as exc:
+        raise from_nvml(
+            exc,
+            f"attaching pid {pid}",
+            hint="attach to a MIG device (--uuid) when MIG is enabled, to a GPU (-i) otherwise",
+        ) from None
+    emit({"pid": pid, "attached": True}, lambda c, d: c.print(f"pid {pid} attached"), json_out)
