@@ -148,7 +148,7 @@ class SimNvml:
         return str(self._store.root)
 
     def _node(self) -> dict[str, Any]:
-        return self._store.read("node")  # type: ignore[no-any-return]
+        return self._store.read("node")
 
     def _count(self) -> int:
         return len(self._node()["models"])
@@ -163,7 +163,7 @@ class SimNvml:
     def _gpu(self, index: int) -> dict[str, Any]:
         if not 0 <= index < self._count():
             raise engine.fail(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return self._store.read(f"gpu-{index}")  # type: ignore[no-any-return]
+        return self._store.read(f"gpu-{index}")
 
     def _sleep(self, what: str) -> None:
         if self._latency:
