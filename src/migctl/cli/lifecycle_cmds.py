@@ -46,8 +46,10 @@ def mode(
                 console.print(
                     f"    pid {p['pid']} {p['user']} {p['command']} ({p['used_memory_mib']} MiB)", markup=False
                 )
-            for i in o["instances"]:
-                console.print(f"    GI {i['id']} {i['profile']} at {i['placement']}", markup=False)
+            if o["instances"]:
+                verb = "destroyed first" if o["result"] == "disabled" else "instances"
+                console.print(f"    {verb}: " + ", ".join(f"GI {i['id']} {i['profile']} at {i['placement']}"
+                                                           for i in o["instances"]), markup=False)
 
     emit({"gpus": [asdict(o) for o in outcomes]}, render, json_out)
     code = lifecycle.mode_exit_code(outcomes)

@@ -165,6 +165,22 @@ def _rolled_back(exc: pynvml.NVMLError, action: str, undo: _Undo, gpu: Gpu) -> M
 # -- create ------------------------------------------------------------------------------
 
 
+def _what_would_fit(
+    geometry: GpuGeometry, current: list[ExistingInstance], target: list[TargetInstance], wanted: list[GiProfile]
+) -> str:
+    """Which single instance to drop from the request so the rest fits (cheap: one plan per profile)."""
+    if len(wanted) < 2:
+        return ""
+    fixed = target[: len(current)]
+    for drop in dict.fromkeys(p.id for p in wanted):
+        rest = list(target[len(current) :])
+        rest.remove(next(t for t in rest if t.profile_id == drop))
+        attempt = plan(geometry, current, fixed + rest)
+        if not isinstance(attempt, PlanRefusal) and not attempt.destroy:
+            return f"; without one {geometry.by_id(drop).name} the rest would fit"
+    return ""
+
+
 def plan_creates(gpu: Gpu, requests: list[tuple[str, int]], placement: int | None) -> list[tuple[GiProfile, Placement]]:
     """Where each requested GPU instance will go: explicit placements found before any change."""
     require_mig_enabled(gpu)
@@ -188,10 +204,9 @@ def plan_creates(gpu: Gpu, requests: list[tuple[str, int]], placement: int | Non
     result = plan(geometry, current, target)
     if isinstance(result, PlanRefusal) or result.destroy or result.recompute:
         names = ", ".join(p.name for p in wanted)
-        reason = result.reason if isinstance(result, PlanRefusal) else "it would need existing instances destroyed"
         raise InsufficientResourcesError(
-            f"GPU {gpu.index}: {names} do not fit: {reason}",
-            hint=explain_space(gpu, geometry) + "; nothing was created",
+            f"GPU {gpu.index}: {names} cannot all fit next to its {len(current)} existing GPU instance(s)",
+            hint=explain_space(gpu, geometry) + _what_would_fit(geometry, current, target, wanted) + "; nothing was created",
         )
     by_id = {p.id: p for p in geometry.profiles}
     return [(by_id[c.profile_id], c.placement) for c in result.create]
