@@ -152,13 +152,22 @@ class _Undo:
         return problems
 
 
+def _undo_made(gis: int, cis: int) -> str:
+    """``"2 GPU instance(s) and 1 compute instance(s)"``; empty when both are zero."""
+    parts = [f"{n} {what} instance(s)" for n, what in ((gis, "GPU"), (cis, "compute")) if n]
+    return " and ".join(parts)
+
+
 def _rolled_back(exc: pynvml.NVMLError, action: str, undo: _Undo, gpu: Gpu) -> MigctlError:
-    count = len(undo.steps)
+    gis = sum(1 for kind, _ in undo.steps if kind == "gi")
+    cis = len(undo.steps) - gis
     problems = undo.rollback()
     if problems:
         note = "rollback incomplete: " + "; ".join(problems) + f"; inspect with migctl status -i {gpu.index}"
+    elif not _undo_made(gis, cis):
+        note = "nothing had been created yet; nothing changed"
     else:
-        note = f"the {count} instance(s) this command had created were destroyed again; nothing changed"
+        note = f"the {_undo_made(gis, cis)} this command had created were destroyed again; nothing changed"
     return from_nvml(exc, action, hint=note, rolled_back=not problems)
 
 
@@ -205,11 +214,60 @@ def plan_creates(gpu: Gpu, requests: list[tuple[str, int]], placement: int | Non
     if isinstance(result, PlanRefusal) or result.destroy or result.recompute:
         names = ", ".join(p.name for p in wanted)
         raise InsufficientResourcesError(
-            f"GPU {gpu.index}: {names} cannot all fit next to its {len(current)} existing GPU instance(s)",
-            hint=explain_space(gpu, geometry) + _what_would_fit(geometry, current, target, wanted) + "; nothing was created",
+            f"GPU {gpu.index}: {names} {'does not' if len(wanted) == 1 else 'cannot all'} fit next to its "
+            f"{len(current)} existing GPU instance(s)",
+            hint=explain_space(gpu, geometry)
+            + _what_would_fit(geometry, current, target, wanted)
+            + "; nothing was created",
         )
     by_id = {p.id: p for p in geometry.profiles}
-    return [(by_id[c.profile_id], c.placement) for c in result.create]
+    planned = [(by_id[c.profile_id], c.placement) for c in result.create]
+    if pin is None:
+        spread = _driver_like_placements(geometry, [_occ(g) for g in gpu.gpu_instances()], [p for p, _ in planned])
+        if spread is not None:
+            return spread
+    return planned
+
+
+def _driver_like_placements(
+    geometry: GpuGeometry, occupied: list[Any], wanted: list[GiProfile]
+) -> list[tuple[GiProfile, Placement]] | None:
+    """Placements for ``wanted`` (larger first) as the driver picks them, so later creates still fit.
+
+    Each instance takes the free placement that blocks the fewest still-possible placements of
+    any profile, ties to the lowest start (the rule fitted in mig-hardware.md §2): one 3g.48gb
+    goes to 4:4 and leaves 0:4 for a 4g.48gb, as ``nvidia-smi mig -cgi 9`` does. Backtracks
+    only when that choice would leave the rest of the request no room.
+    """
+    from migctl.core.geometry import Occupant
+
+    order = sorted(wanted, key=lambda p: -p.placement_size)
+    failed: set[tuple[int, frozenset[Any]]] = set()
+
+    def rank(occ: list[Any], cand: Placement) -> tuple[int, int]:
+        blocked = sum(
+            1
+            for prof in geometry.profiles
+            for where in prof.placements
+            if where.overlaps(cand) and geometry.can_place(occ, prof, where)
+        )
+        return blocked, cand.start
+
+    def search(k: int, occ: list[Any]) -> list[tuple[GiProfile, Placement]] | None:
+        if k == len(order):
+            return []
+        key = (k, frozenset(occ))
+        if key in failed:
+            return None
+        prof = order[k]
+        for cand in sorted(geometry.free_placements(occ, prof), key=lambda c: rank(occ, c)):
+            rest = search(k + 1, [*occ, Occupant(prof.id, cand)])
+            if rest is not None:
+                return [(prof, cand), *rest]
+        failed.add(key)
+        return None
+
+    return search(0, list(occupied))
 
 
 def create(
