@@ -57,6 +57,61 @@ def check(ok: bool, what: str) -> None:
         print(f"!! {what}")
 
 
+LAYOUTS = str(Path(__file__).with_name("layouts.yaml"))
+
+
+def layouts() -> None:
+    step(
+        "Declarative layouts: the plan first",
+        "A mig-parted v1 file (examples/layouts.yaml). migctl plans every GPU before touching any: "
+        "mode changes, what to keep, destroy, and create at which placement.",
+    )
+    migctl("plan", "-f", LAYOUTS, "-c", "balanced")
+    step("Apply it: GPUs are independent transactions, applied concurrently")
+    migctl("apply", "-f", LAYOUTS, "-c", "balanced", show=False)
+    migctl("assert", "-f", LAYOUTS, "-c", "balanced")
+    migctl("status", "-i", "0")
+    step("Applying it again changes nothing (no NVML call that mutates)")
+    migctl("apply", "-f", LAYOUTS, "-c", "balanced", "-i", "0")
+
+    gpu0 = as_json("status", "-i", "0")["gpus"][0]
+    busy = next(g for g in gpu0["gpu_instances"] if g["profile"] == "1g.12gb")
+    uuid = busy["compute_instances"][0]["uuid"]
+    job = start_job(uuid)
+    try:
+        step(
+            "Change the layout while a job runs on one instance",
+            f"A job runs on GI {busy['id']} ({uuid}). Going to 'inference' (7x 1g.12gb) keeps that instance: "
+            "only what differs is destroyed and created, and a busy instance is never touched.",
+        )
+        migctl("plan", "-f", LAYOUTS, "-c", "inference", "-i", "0")
+        migctl("apply", "-f", LAYOUTS, "-c", "inference", "-i", "0", show=False)
+        migctl("status", "-i", "0")
+        after = as_json("status", "-i", "0")["gpus"][0]
+        kept = [c["uuid"] for g in after["gpu_instances"] for c in g["compute_instances"]]
+        check(uuid in kept, "the busy instance kept its MIG UUID through the layout change")
+        step("A layout that needs the busy instance's slices is refused, naming the process; nothing changes")
+        migctl("apply", "-f", LAYOUTS, "-c", "whole", "-i", "0", expect=5)
+    finally:
+        stop_job(job)
+    step("Export the layout as a config that apply reproduces exactly")
+    migctl("export", "-i", "0")
+    step("Tear down")
+    migctl("apply", "-f", LAYOUTS, "-c", "off")
+
+
+def start_job(uuid: str) -> subprocess.Popen[bytes]:
+    """A stand-in for a training job holding a MIG device."""
+    job = subprocess.Popen(["sleep", "300"])
+    migctl("sim", "attach", "--pid", str(job.pid), "--uuid", uuid, "--memory", "4096", show=False)
+    return job
+
+
+def stop_job(job: subprocess.Popen[bytes]) -> None:
+    job.kill()
+    job.wait()
+
+
 def main() -> int:
     print(f"migctl demo on a simulated 8xH20 node (state in {STATE})")
     migctl("sim", "reset", show=False)
@@ -116,6 +171,8 @@ def main() -> int:
     migctl("mode", "disable", "-i", "0", expect=5)
     migctl("destroy", "-i", "0-1", "--all")
     migctl("mode", "disable", "-i", "0-1")
+
+    layouts()
 
     print()
     if failures:
