@@ -133,6 +133,8 @@ def render_profiles(console: Console, data: dict[str, Any]) -> None:
 
 def render_placements(console: Console, data: dict[str, Any]) -> None:
     for g in data["gpus"]:
+        if not g.get("mig_capable", True):
+            console.print(f"GPU {g['index']} ({g['name']}): not MIG-capable", markup=False)
         for p in g["profiles"]:
             starts = ",".join(str(x["start"]) for x in p["placements"])
             size = p["placements"][0]["size"] if p["placements"] else 0

@@ -71,8 +71,10 @@ class Node:
                     hint="use e.g. -i 0, -i 0,2, -i 0-3 or -i GPU-<uuid>",
                 )
             lo, hi = int(m[1]), int(m[2] or m[1])
-            if lo > hi or hi >= len(self.gpus):
-                raise UsageError(f"-i {spec}: GPU {hi if lo <= hi else part} does not exist", hint=valid)
+            if lo > hi:
+                raise UsageError(f"-i {spec}: {part!r} is a reversed range", hint=f"write it low-high: {hi}-{lo}")
+            if hi >= len(self.gpus):
+                raise UsageError(f"-i {spec}: GPU {hi} does not exist", hint=valid)
             chosen.extend(self.gpus[i] for i in range(lo, hi + 1))
         unique: dict[int, Gpu] = {}
         for g in chosen:

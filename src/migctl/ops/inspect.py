@@ -151,12 +151,27 @@ def placements(gpus: list[Gpu], profile: str | None) -> dict[str, Any]:
             }
             for p in chosen
         ]
-        out.append({"index": gpu.index, "name": gpu.name, "mig_enabled": enabled, "profiles": rows})
+        out.append(
+            {
+                "index": gpu.index,
+                "name": gpu.name,
+                "mig_capable": mode is not None,
+                "mig_enabled": enabled,
+                "profiles": rows,
+            }
+        )
     return {"gpus": out}
 
 
 def ci_profiles(gpu: Gpu, gi_id: int) -> dict[str, Any]:
     """``nvidia-smi mig -lcip -i GPU -gi ID``."""
+    require_mig_capable(gpu)
+    mode = gpu.mig_mode()
+    if mode is not None and not mode.current:
+        raise NotSupportedError(
+            f"GPU {gpu.index} ({gpu.name}) has MIG disabled, so it has no GPU instances",
+            hint=f"enable it with: migctl mode enable -i {gpu.index}",
+        )
     gi = gpu.gpu_instance(gi_id)
     if gi is None:
         ids = ", ".join(str(g.id) for g in gpu.gpu_instances()) or "none"

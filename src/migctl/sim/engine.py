@@ -45,9 +45,14 @@ def fail(code: int) -> pynvml.NVMLError:
 
 
 def process_alive(proc: dict[str, Any]) -> bool:
-    """A recorded process is alive if its pid exists with the same start time (no pid reuse)."""
+    """A recorded process is alive if its pid exists with the same start time (no pid reuse).
+
+    A zombie (exited, not yet reaped by its parent) has closed its device files, so the driver
+    has already released its context: it is not a GPU client any more.
+    """
     try:
-        return abs(psutil.Process(int(proc["pid"])).create_time() - float(proc["ctime"])) < 0.01
+        p = psutil.Process(int(proc["pid"]))
+        return abs(p.create_time() - float(proc["ctime"])) < 0.01 and p.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
 

@@ -95,6 +95,12 @@ class Faults:
     def __init__(self, text: str | None) -> None:
         self.rules: list[FaultRule] = []
         self._lock = threading.Lock()
+        try:
+            self._parse(text)
+        except FaultSpecError as exc:
+            raise FaultSpecError(f"MIGCTL_SIM_FAULTS={text!r}: {exc}") from None
+
+    def _parse(self, text: str | None) -> None:
         for raw in re.split(r"[,;]", text or ""):
             raw = raw.strip()
             if not raw:
