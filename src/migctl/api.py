@@ -48,10 +48,17 @@ class Node:
         return inspect.status(self._node, self.select(gpus), leases.holders())
 
     def set_mig_mode(
-        self, enabled: bool, gpus: str | int | None = None, *, destroy_instances: bool = False
+        self,
+        enabled: bool,
+        gpus: str | int | None = None,
+        *,
+        destroy_instances: bool = False,
+        wait_s: float | None = None,
     ) -> list[ModeOutcome]:
         """``migctl mode enable|disable``: one outcome per GPU (enabled, pending, refused...)."""
-        return lifecycle.set_mig_mode(self._node, self.select(gpus), enabled, destroy_instances=destroy_instances)
+        return lifecycle.set_mig_mode(
+            self._node, self.select(gpus), enabled, destroy_instances=destroy_instances, wait_s=wait_s
+        )
 
     def create(
         self,
@@ -59,6 +66,7 @@ class Node:
         gpus: str | int | None = "0",
         placement: int | None = None,
         compute_instance: bool = True,
+        wait_s: float | None = None,
     ) -> list[CreatedInstance]:
         """``migctl create``: all or nothing, placements chosen so any order fits."""
         return lifecycle.create(
@@ -67,12 +75,13 @@ class Node:
             lifecycle.parse_counted(list(profiles)),
             placement=placement,
             compute_instance=compute_instance,
+            wait_s=wait_s,
         )
 
-    def create_ci(self, gpu: int, gi: int, *ci_profiles: str) -> list[CreatedInstance]:
+    def create_ci(self, gpu: int, gi: int, *ci_profiles: str, wait_s: float | None = None) -> list[CreatedInstance]:
         """``migctl create-ci``: compute instances in GPU instance ``gi`` (default CI if none named)."""
         (chosen,) = self.select(gpu)
-        return lifecycle.create_ci(self._node, chosen, gi, lifecycle.parse_counted(list(ci_profiles)))
+        return lifecycle.create_ci(self._node, chosen, gi, lifecycle.parse_counted(list(ci_profiles)), wait_s=wait_s)
 
     def destroy(
         self,
@@ -82,14 +91,17 @@ class Node:
         ci: Sequence[tuple[int, int]] = (),
         uuid: Sequence[str] = (),
         everything: bool = False,
+        wait_s: float | None = None,
     ) -> list[Destroyed]:
         """``migctl destroy``: refuses, destroying nothing, if any target is in use."""
         chosen = self.select(gpus) if (gpus is not None or everything) else ([] if uuid else self.select(0))
-        return lifecycle.destroy(self._node, chosen, gi_ids=gi, ci_ids=ci, uuids=uuid, everything=everything)
+        return lifecycle.destroy(
+            self._node, chosen, gi_ids=gi, ci_ids=ci, uuids=uuid, everything=everything, wait_s=wait_s
+        )
 
-    def reset(self, gpus: str | int) -> list[ResetOutcome]:
+    def reset(self, gpus: str | int, *, wait_s: float | None = None) -> list[ResetOutcome]:
         """``migctl reset``: GPU reset so a pending MIG mode takes effect."""
-        return lifecycle.reset(self._node, self.select(gpus))
+        return lifecycle.reset(self._node, self.select(gpus), wait_s=wait_s)
 
     def close(self) -> None:
         self._node.close()

@@ -48,8 +48,11 @@ def mode(
                 )
             if o["instances"]:
                 verb = "destroyed first" if o["result"] == "disabled" else "instances"
-                console.print(f"    {verb}: " + ", ".join(f"GI {i['id']} {i['profile']} at {i['placement']}"
-                                                           for i in o["instances"]), markup=False)
+                console.print(
+                    f"    {verb}: "
+                    + ", ".join(f"GI {i['id']} {i['profile']} at {i['placement']}" for i in o["instances"]),
+                    markup=False,
+                )
 
     emit({"gpus": [asdict(o) for o in outcomes]}, render, json_out)
     code = lifecycle.mode_exit_code(outcomes)

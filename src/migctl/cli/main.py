@@ -11,7 +11,7 @@ import typer
 
 from migctl.cli import inspect_cmds, sim_cmds  # noqa: F401  (register commands)
 from migctl.cli.app import STATE, app, err
-from migctl.errors import DriverError, MigctlError, from_nvml
+from migctl.errors import MigctlError, UsageError, from_nvml
 
 for _module in ("migctl.cli.lifecycle_cmds", "migctl.cli.layout_cmds", "migctl.cli.run_cmds"):
     try:
@@ -21,8 +21,8 @@ for _module in ("migctl.cli.lifecycle_cmds", "migctl.cli.layout_cmds", "migctl.c
             raise
 
 
-def _fail(exc: MigctlError) -> int:
-    if STATE.json or "--json" in sys.argv:
+def _fail(exc: MigctlError, as_json: bool = False) -> int:
+    if as_json or STATE.json or "--json" in sys.argv:
         sys.stdout.write(json.dumps(exc.to_json(), indent=2) + "\n")
     else:
         err.print(f"migctl: error: {exc}", markup=False, highlight=False)
@@ -43,8 +43,11 @@ def run(argv: list[str] | None = None) -> int:
         err.print("migctl: interrupted")
         code = 130
     except typer.TyperException as exc:  # click's usage errors (typer vendors click)
-        exc.show()  # type: ignore[attr-defined]
-        code = int(getattr(exc, "exit_code", 2))
+        if "--json" in (argv if argv is not None else sys.argv):
+            code = _fail(UsageError(exc.format_message()), as_json=True)
+        else:
+            exc.show()  # type: ignore[attr-defined]
+            code = int(getattr(exc, "exit_code", 2))
     except MigctlError as exc:
         code = _fail(exc)
     except pynvml.NVMLError as exc:
@@ -56,9 +59,8 @@ def run(argv: list[str] | None = None) -> int:
         if STATE.debug:
             raise
         code = _fail(
-            DriverError(f"internal error: {type(exc).__name__}: {exc}", hint="rerun with --debug and report it")
+            MigctlError(f"internal error: {type(exc).__name__}: {exc}", hint="rerun with --debug and report it")
         )
-        code = 1
     finally:
         if STATE._node is not None:
             STATE._node.close()

@@ -60,7 +60,7 @@ def resolve_profile(gpu: Gpu, geometry: GpuGeometry, key: str) -> GiProfile:
         raise UsageError(
             f"{key!r} is not a GPU-instance profile of GPU {gpu.index} ({gpu.name})",
             hint=f"valid profiles: {_profile_list(geometry)}; give names or IDs separated by spaces or commas, "
-            "with :COUNT for several (1g.12gb:2)",
+            "with :COUNT for several (1g.12gb:2); nothing was created",
         )
     return found
 
@@ -232,42 +232,45 @@ def plan_creates(gpu: Gpu, requests: list[tuple[str, int]], placement: int | Non
 def _driver_like_placements(
     geometry: GpuGeometry, occupied: list[Any], wanted: list[GiProfile]
 ) -> list[tuple[GiProfile, Placement]] | None:
-    """Placements for ``wanted`` (larger first) as the driver picks them, so later creates still fit.
+    """Placements for ``wanted`` (larger first) that leave the most room for later creates.
 
-    Each instance takes the free placement that blocks the fewest still-possible placements of
-    any profile, ties to the lowest start (the rule fitted in mig-hardware.md §2): one 3g.48gb
-    goes to 4:4 and leaves 0:4 for a 4g.48gb, as ``nvidia-smi mig -cgi 9`` does. Backtracks
-    only when that choice would leave the rest of the request no room.
+    Of every way to place the whole request, the one after which the most placements of any
+    profile are still possible wins; ties go to the choice the driver would make step by step
+    (fewest still-possible placements blocked, then lowest start: the rule fitted in
+    mig-hardware.md section 2). For one instance this is the driver's rule: one 3g.48gb goes
+    to 4:4 and leaves 0:4 for a 4g.48gb, as ``nvidia-smi mig -cgi 9`` does. The planner alone
+    would take the lowest start (0:4) and block the 4g.48gb. ``None`` if nothing fits.
     """
     from migctl.core.geometry import Occupant
 
     order = sorted(wanted, key=lambda p: -p.placement_size)
-    failed: set[tuple[int, frozenset[Any]]] = set()
+    memo: dict[tuple[int, frozenset[Any]], tuple[int, list[tuple[GiProfile, Placement]]] | None] = {}
 
-    def rank(occ: list[Any], cand: Placement) -> tuple[int, int]:
-        blocked = sum(
+    def possible(occ: list[Any], within: Placement | None = None) -> int:
+        return sum(
             1
             for prof in geometry.profiles
             for where in prof.placements
-            if where.overlaps(cand) and geometry.can_place(occ, prof, where)
+            if (within is None or where.overlaps(within)) and geometry.can_place(occ, prof, where)
         )
-        return blocked, cand.start
 
-    def search(k: int, occ: list[Any]) -> list[tuple[GiProfile, Placement]] | None:
-        if k == len(order):
-            return []
+    def best(k: int, occ: list[Any]) -> tuple[int, list[tuple[GiProfile, Placement]]] | None:
         key = (k, frozenset(occ))
-        if key in failed:
-            return None
-        prof = order[k]
-        for cand in sorted(geometry.free_placements(occ, prof), key=lambda c: rank(occ, c)):
-            rest = search(k + 1, [*occ, Occupant(prof.id, cand)])
-            if rest is not None:
-                return [(prof, cand), *rest]
-        failed.add(key)
-        return None
+        if key not in memo:
+            if k == len(order):
+                memo[key] = (possible(occ), [])
+            else:
+                prof, found = order[k], None
+                free = geometry.free_placements(occ, prof)
+                for cand in sorted(free, key=lambda c: (possible(occ, c), c.start)):
+                    rest = best(k + 1, [*occ, Occupant(prof.id, cand)])
+                    if rest is not None and (found is None or rest[0] > found[0]):
+                        found = (rest[0], [(prof, cand), *rest[1]])
+                memo[key] = found
+        return memo[key]
 
-    return search(0, list(occupied))
+    result = best(0, list(occupied))
+    return None if result is None else result[1]
 
 
 def create(
@@ -366,7 +369,7 @@ def create_ci(
                 valid = ", ".join(f"{p.name} (ID {p.id})" for p in gi.ci_profiles())
                 raise UsageError(
                     f"{key!r} is not a compute-instance profile of GI {gi_id} ({gi.profile}) on GPU {gpu.index}",
-                    hint=f"valid: {valid}",
+                    hint=f"valid: {valid}; nothing was created",
                 )
             wanted.extend([prof] * count)
         where = _ci_layout(gi, wanted)
