@@ -4,6 +4,10 @@ A lease is an ``flock`` on ``<state_dir>/leases/<MIG-uuid>.lock``. The file also
 line describing the holder (pid, command, since). The lock belongs to the open file, so passing
 the descriptor to a child keeps the lease for the child's whole life, and when every holder
 has exited (even by ``kill -9``) the kernel drops the lock: a lease can never go stale.
+
+Processes a lease holder starts inherit the descriptor too, so they keep the lease while they
+live (they may be using the device). When the recorded holder is gone but such a process still
+holds the lock, :func:`holder` names that process instead.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from migctl.errors import InUseError
 from migctl.paths import state_dir
@@ -26,9 +33,17 @@ def lease_dir() -> Path:
     return ensure_private_dir(state_dir() / "leases")
 
 
+_dirs: dict[str | None, Path] = {}
+
+
 def _path(uuid: str) -> Path:
+    # The folder is made (and its mode set) once per state directory, not on every lease.
+    key = os.environ.get("MIGCTL_STATE_DIR")
+    directory = _dirs.get(key)
+    if directory is None or not directory.is_dir():
+        directory = _dirs[key] = lease_dir()
     safe = "".join(c for c in uuid if c.isalnum() or c in "-_")
-    return lease_dir() / f"{safe}.lock"
+    return directory / f"{safe}.lock"
 
 
 @dataclass
@@ -37,18 +52,51 @@ class Lease:
 
     uuid: str
     fd: int
+    info: dict[str, Any] = field(default_factory=dict)
 
     def describe(self, **info: Any) -> None:
-        """Record who holds the lease (shown by ``migctl status``)."""
-        data = json.dumps({"uuid": self.uuid, **info}).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
+        """Record who holds the lease (shown by ``migctl status``); merged into what is recorded.
+
+        The record always has ``pid``, ``command`` and ``since`` (epoch seconds).
+        """
+        self.info.update(info)
+        _write_record(self.fd, json.dumps({"uuid": self.uuid, **self.info}).encode())
+
+    @property
+    def held(self) -> bool:
+        return self.fd >= 0
 
     def release(self) -> None:
+        """Give up this process's hold; clear the record if nobody else holds the lease now.
+
+        Processes that inherited the descriptor (what a child left running) keep the lease;
+        the record then stays, and :func:`holder` finds them.
+        """
+        if self.fd < 0:
+            return
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            fd = os.open(_path(self.uuid), os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _write_record(fd, b"")
+        except OSError:  # BlockingIOError: still held by an inheritor
+            pass
+        finally:
+            os.close(fd)
+
+    def detach(self) -> None:
+        """Close this process's descriptor, leaving the lease to the children that inherited it.
+
+        The kernel drops the lock when the last of them exits; the record is left as it is, so
+        ``migctl status`` keeps naming the child until then.
+        """
         if self.fd >= 0:
             with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, 0)
-            os.close(self.fd)
+                os.close(self.fd)
             self.fd = -1
 
     def __enter__(self) -> Lease:
@@ -58,17 +106,49 @@ class Lease:
         self.release()
 
 
+#: Records are padded to this size and overwritten in place: truncating a file is a journalled
+#: metadata change (slow on ext4 under load), rewriting a few bytes of a cached page is not.
+RECORD_BYTES = 1024
+
+
+def _write_record(fd: int, data: bytes) -> None:
+    if len(data) < RECORD_BYTES:
+        os.pwrite(fd, data + b" " * (RECORD_BYTES - len(data)), 0)
+        if os.fstat(fd).st_size > RECORD_BYTES:  # after a long record
+            os.ftruncate(fd, RECORD_BYTES)
+    else:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+
+
+# holder() probes a lease with a shared lock for an instant; a taker that meets only such a probe
+# retries after a moment rather than reporting the device busy.
+_PROBE_RETRIES = (0.001, 0.004)
+
+
 def try_acquire(uuid: str, **info: Any) -> Lease | None:
-    """Take the lease now, or return ``None`` if someone holds it."""
-    fd = os.open(_path(uuid), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
+    """Take the lease now, or return ``None`` if someone holds it.
+
+    ``info`` is recorded with ``pid`` (this process) and ``since``; pass ``command``.
+    The descriptor is close-on-exec: hand it to a child explicitly (``pass_fds``).
+    """
+    fd = os.open(_path(uuid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    for pause in (*_PROBE_RETRIES, None):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if pause is None:
+                os.close(fd)
+                return None
+            time.sleep(pause)
     lease = Lease(uuid, fd)
-    lease.describe(pid=os.getpid(), since=time.time(), **info)
+    lease.describe(pid=os.getpid(), command=info.pop("command", _own_command()), since=time.time(), **info)
     return lease
+
+
+def _own_command() -> str:
+    return " ".join(sys.argv) or "python"
 
 
 def holder(uuid: str) -> dict[str, Any] | None:
@@ -86,14 +166,60 @@ def holder(uuid: str) -> dict[str, Any] | None:
         except BlockingIOError:
             raw = os.pread(fd, 65536, 0)
             try:
-                data: dict[str, Any] = json.loads(raw.decode() or "{}")
+                data: dict[str, Any] = json.loads(raw.decode().strip() or "{}")
             except ValueError:
                 data = {}
-            return data or {"uuid": uuid, "pid": None, "command": "?"}
+            data = data or {"uuid": uuid, "pid": None, "command": "?"}
+            if not _alive(data.get("pid")):
+                data = _inheritor(path, data)
+            return data
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _inheritor(path: Path, recorded: dict[str, Any]) -> dict[str, Any]:
+    """The recorded holder is gone: find a live process that still has the lease file open."""
+    target = os.path.realpath(path)
+    me = os.getpid()
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit() or int(proc_dir.name) == me:
+            continue
+        try:
+            fds = os.listdir(proc_dir / "fd")
+        except OSError:
+            continue
+        for name in fds:
+            try:
+                if os.readlink(proc_dir / "fd" / name) != target:
+                    continue
+            except OSError:
+                continue
+            pid = int(proc_dir.name)
+            try:
+                proc = psutil.Process(pid)
+                command = " ".join(proc.cmdline()) or proc.name()
+                since: float | None = proc.create_time()
+            except psutil.Error:
+                command, since = "?", None
+            return {
+                **recorded,
+                "pid": pid,
+                "command": command,
+                "since": since,
+                "inherited_from": {k: recorded.get(k) for k in ("pid", "command", "since")},
+            }
+    return recorded
 
 
 def holders() -> dict[str, dict[str, Any]]:
@@ -111,10 +237,20 @@ def holders() -> dict[str, dict[str, Any]]:
 
 
 def busy_error(uuid: str, info: dict[str, Any]) -> InUseError:
-    since = info.get("since")
-    when = time.strftime("%H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
     return InUseError(
-        f"MIG device {uuid} is leased by pid {info.get('pid')} ({info.get('command', '?')}) since {when}",
+        f"MIG device {uuid} is {describe_holder(info)}",
         hint="wait for it with --wait, or pick another instance",
         holder=info,
     )
+
+
+def describe_holder(info: dict[str, Any]) -> str:
+    """``leased by pid 123 (python train.py) since 14:02:11`` (or ``used by`` for a foreign process)."""
+    since = info.get("since")
+    when = time.strftime("%H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
+    verb = "used by" if info.get("source") == "nvml" else "leased by"
+    text = f"{verb} pid {info.get('pid')} ({info.get('command', '?')}) since {when}"
+    parent = info.get("inherited_from")
+    if isinstance(parent, dict):
+        text += f", left running by pid {parent.get('pid')} ({parent.get('command', '?')}) which has exited"
+    return text

@@ -1,0 +1,218 @@
+"""``migctl batch``: jobs in parallel on MIG devices, retries, timeouts, Ctrl-C, bad jobs files.
+
+The node is a simulated 2x H20 with four MIG devices (GPU 0: three 1g.12gb, GPU 1: one 2g.24gb),
+made through the Python API; batches run through the CLI with real child processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+SPEC = "h20x2"
+Result = Any  # conftest's Result: code, out, err, json()
+
+
+@pytest.fixture
+def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import migctl
+
+    monkeypatch.setenv("MIGCTL_SIM", SPEC)
+    api = migctl.Node(sim=SPEC)
+    api.set_mig_mode(True, gpus=None)
+    api.create("1g.12gb:3", gpus="0")
+    api.create("2g.24gb", gpus="1")
+    st = api.status()
+    return [ci["uuid"] for g in st["gpus"] for gi in g["gpu_instances"] for ci in gi["compute_instances"]]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_jobs_run_in_parallel_one_per_device(migctl: Callable[..., Result], node: list[str], tmp_path: Path) -> None:
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        "jobs:\n"
+        + "".join(
+            f"  - name: j{i}\n    command: [sh, -c, 'echo $CUDA_VISIBLE_DEVICES; sleep 1']\n    env: {{N: {i}}}\n"
+            for i in range(4)
+        ),
+    )
+    logs = tmp_path / "logs"
+    t0 = time.monotonic()
+    r = migctl("batch", str(jobs), "--logs", str(logs), "--json")
+    elapsed = time.monotonic() - t0
+    assert r.code == 0, r.err
+    data = r.json()
+    assert data["summary"]["succeeded"] == 4 and data["summary"]["exit_code"] == 0
+    assert data["summary"]["wall_s"] < 1.8  # four 1-s jobs on four devices: about one job's time
+    assert elapsed < 4
+    used = [j["instance"]["uuid"] for j in data["jobs"]]
+    assert sorted(used) == sorted(node)  # each on its own device
+    for j in data["jobs"]:
+        assert j["exit_code"] == 0 and j["attempts"] == 1 and j["duration_s"] >= 0.9
+        log = Path(j["log"]).read_text()
+        assert log.startswith(f"### migctl batch: {j['name']} attempt 1 on {j['instance']['uuid']}")
+        assert j["instance"]["uuid"] in log.splitlines()[1]  # the job's own output, bound to its device
+
+
+def test_crashing_job_is_retried_and_failures_set_the_exit_code(
+    migctl: Callable[..., Result], node: list[str], tmp_path: Path
+) -> None:
+    counter = tmp_path / "count"
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        f"""
+defaults:
+  retries: 2
+jobs:
+  - name: flaky           # fails once, then succeeds
+    command: [sh, -c, 'n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; [ "$n" -ge 1 ]']
+  - name: broken
+    command: [sh, -c, 'exit 4']
+    retries: 1
+  - name: oom-like
+    command: [sh, -c, 'kill -KILL $$']
+    retries: 0
+  - name: fine
+    command: ["true"]
+""",
+    )
+    r = migctl("batch", str(jobs), "--logs", str(tmp_path / "logs"), "--json")
+    assert r.code == 1, r.err
+    jobs_out = {j["name"]: j for j in r.json()["jobs"]}
+    assert (jobs_out["flaky"]["status"], jobs_out["flaky"]["attempts"]) == ("succeeded", 2)
+    assert jobs_out["flaky"]["history"][0]["exit_code"] == 1
+    assert (jobs_out["broken"]["status"], jobs_out["broken"]["attempts"], jobs_out["broken"]["exit_code"]) == (
+        "failed",
+        2,
+        4,
+    )
+    assert jobs_out["oom-like"]["exit_code"] == 137 and "SIGKILL" in jobs_out["oom-like"]["reason"]
+    assert jobs_out["fine"]["status"] == "succeeded"
+    # the human summary: job, instance, exit code, attempts, duration
+    r = migctl(
+        "batch", str(write(tmp_path / "one.yaml", "jobs: [{command: [sh, -c, 'exit 3']}]")), "--logs", str(tmp_path)
+    )
+    assert r.code == 1
+    header = r.out.splitlines()[0].split()
+    assert header[:5] == ["job", "instance", "exit", "attempts", "duration"]
+    assert "job-1" in r.out and "exit 3" in r.out and "1 failed" in r.out
+
+
+def test_timeout_kills_the_whole_process_group(migctl: Callable[..., Result], node: list[str], tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild"
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        f"""
+jobs:
+  - name: slow
+    command: [sh, -c, 'sleep 30 & echo $! > {pidfile}; wait']
+    timeout: 0.5
+""",
+    )
+    t0 = time.monotonic()
+    r = migctl("batch", str(jobs), "--logs", str(tmp_path / "logs"), "--grace", "1", "--json")
+    assert r.code == 1
+    assert time.monotonic() - t0 < 6
+    job = r.json()["jobs"][0]
+    assert job["status"] == "failed" and job["reason"].startswith("timed out after 0.5 s")
+    grandchild = int(pidfile.read_text())
+    assert gone(grandchild)  # the job's own child died with it: the device is free
+
+
+def test_each_instance_runs_once_per_device(migctl: Callable[..., Result], node: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "seen"
+    r = migctl(
+        "batch", "--each-instance", "--logs", str(tmp_path / "logs"), "--json",
+        "--", "sh", "-c", f'echo "$MIGCTL_DEVICE_UUID $CUDA_VISIBLE_DEVICES" >> {out}',
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    lines = out.read_text().split("\n")[:-1]
+    assert sorted(line.split()[0] for line in lines) == sorted(node)
+    assert all(a == b for a, b in (line.split() for line in lines))
+    assert {j["name"] for j in r.json()["jobs"]} == {"gpu0-gi11", "gpu0-gi12", "gpu0-gi13", "gpu1-gi5"}
+    r = migctl("batch", "--each-instance", "--on", "1g.12gb", "--logs", str(tmp_path / "l2"), "--json", "--", "true")
+    assert r.code == 0 and len(r.json()["jobs"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("jobs:\n  - name: a\n    command: python train.py\n", ":3: jobs[0].command:", "argv list"),
+        ("jobs:\n  - command: [x]\n  - command: [true]\n    retrys: 2\n", ":4: jobs[1].retrys:", "unknown key"),
+        ("jobs:\n  - command: [true]\n    profile: 9g.99gb\n", ":3: jobs[0].profile:", "no MIG device matches"),
+        ("jobs:\n  - command: [true]\n    timeout: -1\n", ":3: jobs[0].timeout:", "greater than 0"),
+        ("jobs:\n  - name: x\n    env: {A: 1}\n", ":2: jobs[0].command:", "required"),
+        ("jobs:\n  - command: [no-such-program-xyz]\n", ":2: jobs[0].command:", "command not found"),
+        (
+            "jobs:\n  - command: [true]\n    env: {CUDA_VISIBLE_DEVICES: '0'}\n",
+            ":3: jobs[0].env.CUDA_VISIBLE_DEVICES:",
+            "set by migctl",
+        ),
+        ("jobs: [\n", ":2:", "invalid YAML"),
+    ],
+)
+def test_bad_jobs_file_is_one_line_with_file_and_line(
+    migctl: Callable[..., Result], node: list[str], tmp_path: Path, text: str, where: str, message: str
+) -> None:
+    path = write(tmp_path / "jobs.yaml", text)
+    r = migctl("batch", str(path))
+    assert r.code == 2, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"migctl: error: {path}{where}"), lines[0]
+    assert message in lines[0]
+    assert not (tmp_path / "migctl-logs").exists()
+
+
+def test_sigint_stops_launching_ends_jobs_and_prints_the_summary(
+    node: list[str], tmp_path: Path, state_dir: Path
+) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        "jobs:\n" + "".join(f"  - command: [sh, -c, 'echo $$ > {pids}/{i}; exec sleep 30']\n" for i in range(6)),
+    )
+    env = {**os.environ, "MIGCTL_STATE_DIR": str(state_dir)}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "migctl", "batch", str(jobs), "--logs", str(tmp_path / "logs"), "--grace", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 15
+    while len(list(pids.iterdir())) < 4 and time.monotonic() < deadline:  # four devices: four jobs run
+        time.sleep(0.05)
+    started = [int(f.read_text()) for f in pids.iterdir()]
+    assert len(started) == 4
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=15)
+    assert p.returncode == 130, err
+    assert "stopped by SIGINT" in out
+    assert "4 interrupted" in out and "2 not started" in out
+    assert all(gone(pid) for pid in started)
+    assert len(list(pids.iterdir())) == 4  # nothing launched after Ctrl-C
+    from migctl.ops import leases
+
+    assert leases.holders() == {}

@@ -1,0 +1,96 @@
+"""``migctl doctor`` on simulated nodes: healthy, fabric manager down, MIG pending or without instances."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Result = Any  # conftest's Result: code, out, err, json()
+
+
+def by_check(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [c for c in report["checks"] if c["check"] == name]
+
+
+@pytest.fixture
+def h20(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A simulated 2x H20 (NVSwitch board): GPU 0 with two 1g.12gb, GPU 1 with MIG disabled."""
+    import migctl
+
+    monkeypatch.setenv("MIGCTL_SIM", "h20x2")
+    api = migctl.Node(sim="h20x2")
+    api.set_mig_mode(True, gpus="0")
+    api.create("1g.12gb:2", gpus="0")
+    st = api.status()
+    return [ci["uuid"] for g in st["gpus"] for gi in g["gpu_instances"] for ci in gi["compute_instances"]]
+
+
+def test_healthy_node_passes(migctl: Callable[..., Result], h20: list[str]) -> None:
+    r = migctl("doctor", "--json")
+    assert r.code == 0, r.out + r.err
+    report = r.json()
+    assert report["ok"] and report["summary"]["fail"] == 0 and report["summary"]["warn"] == 0
+    assert {c["status"] for c in report["checks"]} == {"pass"}
+    assert by_check(report, "driver")[0]["message"].startswith("driver 570.")
+    assert "active" in by_check(report, "fabric-manager")[0]["message"]
+    smoke = by_check(report, "smoke")
+    assert sorted(c["uuid"] for c in smoke) == sorted(h20)  # every MIG device, through migctl run's launch path
+    for c in smoke:
+        assert f"sees exactly {c['uuid']}" in c["message"] and "registered" in c["message"]
+        assert c["output"][:2] == [f"CUDA_VISIBLE_DEVICES={c['uuid']}", f"MIGCTL_DEVICE_UUID={c['uuid']}"]
+    human = migctl("doctor")
+    assert human.code == 0 and "all checks passed" in human.out
+
+
+def test_fabric_manager_down_fails_with_the_fix_and_every_smoke_test_fails(
+    migctl: Callable[..., Result], h20: list[str]
+) -> None:
+    assert migctl("sim", "fabric-manager", "stop").code == 0
+    r = migctl("doctor", "--json")
+    assert r.code == 1
+    report = r.json()
+    fm = by_check(report, "fabric-manager")[0]
+    assert fm["status"] == "fail"
+    assert "not running" in fm["message"] and "802" in fm["message"]
+    assert fm["fix"] == "start it: migctl sim fabric-manager start"
+    smoke = by_check(report, "smoke")
+    assert sorted(c["uuid"] for c in smoke) == sorted(h20)
+    for c in smoke:  # each failing instance is named, with CUDA's own error
+        assert c["status"] == "fail"
+        assert c["uuid"] in c["message"] and f"GI {c['gpu_instance_id']}" in c["message"]
+        assert "CUDA error 802: system not yet initialized" in c["message"]
+        assert "fabric-manager start" in c["fix"]
+    human = migctl("doctor")
+    assert human.code == 1 and "FAIL" in human.out and "problems found" in human.out
+    assert migctl("sim", "fabric-manager", "start").code == 0
+    assert migctl("doctor", "--no-smoke").code == 0
+
+
+def test_mig_enabled_without_instances_fails(migctl: Callable[..., Result], h20: list[str]) -> None:
+    assert migctl("mode", "enable", "-i", "1").code == 0
+    report = migctl("doctor", "--json").json()
+    (check,) = [c for c in by_check(report, "mig-instances") if c["gpu"] == 1]
+    assert check["status"] == "fail"
+    assert "CUDA sees no device" in check["message"]
+    assert "migctl create" in check["fix"] and "migctl mode disable -i 1" in check["fix"]
+    assert not report["ok"]
+
+
+def test_pending_mig_mode_warns_with_the_reset(migctl: Callable[..., Result], state_dir: Path) -> None:
+    # Ampere keeps an enable pending while a process uses the GPU (the seed's step 1).
+    env = {"MIGCTL_SIM": "a100-40gb"}
+    assert migctl("sim", "attach", "--pid", str(os.getpid()), "-i", "0", env=env).code == 0
+    r = migctl("mode", "enable", "-i", "0", env=env)
+    assert "pending" in r.out + r.err
+    r = migctl("doctor", "--json", env=env)
+    report = r.json()
+    (pending,) = by_check(report, "mig-pending")
+    assert pending["status"] == "warn"
+    assert "enabled is pending until a GPU reset" in pending["message"]
+    assert "migctl reset -i 0" in pending["fix"]
+    assert by_check(report, "fabric-manager")[0]["status"] == "pass"  # a lone A100: no NVSwitch
+    assert r.code == 0  # a warning is not a failure

@@ -1,0 +1,422 @@
+"""``migctl run`` and ``migctl.use()``, driven as a user drives them: real processes, real signals.
+
+The node is a simulated 2x H20 (GPU 0: two 1g.12gb, GPU 1: one 2g.24gb) in the test's own
+state directory; commands run through the CLI in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+SPEC = "h20x2"
+MIGCTL = [sys.executable, "-m", "migctl"]
+Result = Any  # conftest's Result: code, out, err, json()
+
+
+@pytest.fixture
+def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Make the node through the Python API; returns the MIG devices by short name."""
+    import migctl
+
+    monkeypatch.setenv("MIGCTL_SIM", SPEC)
+    api = migctl.Node(sim=SPEC)
+    api.set_mig_mode(True, gpus=None)
+    api.create("1g.12gb:2", gpus="0")
+    api.create("2g.24gb", gpus="1")
+    devs = {}
+    for g in api.status()["gpus"]:
+        for gi in g["gpu_instances"]:
+            for ci in gi["compute_instances"]:
+                devs[f"{g['index']}:{gi['id']}"] = {
+                    "uuid": ci["uuid"],
+                    "gpu": g["index"],
+                    "gi": gi["id"],
+                    "profile": gi["profile"],
+                }
+    return devs
+
+
+@pytest.fixture
+def spawn(state_dir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``migctl ARGS`` in the background; whatever is left is killed at the end."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        env = {**os.environ, "MIGCTL_STATE_DIR": str(state_dir)}
+        p = subprocess.Popen([*MIGCTL, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        for child in _descendants(p.pid):
+            child.kill()
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def holder(uuid: str) -> dict[str, Any] | None:
+    from migctl.ops import leases
+
+    return leases.holder(uuid)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting")
+
+
+def read_line(p: subprocess.Popen[str], timeout: float) -> str:
+    """The next stderr line of ``p`` (fails after ``timeout`` rather than hanging)."""
+    assert p.stderr is not None
+    ready, _, _ = select.select([p.stderr], [], [], timeout)
+    assert ready, "no output in time"
+    return p.stderr.readline()
+
+
+def one_line_error(r: Result) -> str:
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert lines[0].startswith("migctl: error: ")
+    return lines[0]
+
+
+# A child that runs until the test creates a file (so nothing is left behind and timing is exact).
+def until(stop: Path) -> list[str]:
+    return ["sh", "-c", 'while [ ! -e "$1" ]; do sleep 0.05; done', "sh", str(stop)]
+
+
+# -- the child's environment and fate ------------------------------------------------------------
+
+
+def test_child_gets_the_device_environment(migctl: Callable[..., Result], node: dict[str, Any], tmp_path: Path) -> None:
+    dev = node["1:5"] if "1:5" in node else next(d for d in node.values() if d["profile"] == "2g.24gb")
+    out = tmp_path / "env.json"
+    script = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
+    r = migctl("run", "--on", dev["uuid"], "--", sys.executable, "-c", script, str(out))
+    assert r.code == 0, r.err
+    env = json.loads(out.read_text())
+    assert env["CUDA_VISIBLE_DEVICES"] == dev["uuid"]
+    assert env["CUDA_VISIBLE_DEVICES"].startswith("MIG-")
+    assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert env["MIGCTL_DEVICE_UUID"] == dev["uuid"]
+    assert env["MIGCTL_GPU_INDEX"] == str(dev["gpu"])
+    assert env["MIGCTL_GPU_INSTANCE_ID"] == str(dev["gi"])
+    assert env["MIGCTL_PROFILE"] == "2g.24gb"
+    assert f"running on GPU {dev['gpu']} GI {dev['gi']}" in r.err  # says where it runs (stderr)
+
+
+def test_exit_code_and_signal_death_propagate(migctl: Callable[..., Result], node: dict[str, Any]) -> None:
+    assert migctl("run", "-q", "--", "sh", "-c", "exit 7").code == 7
+    assert migctl("run", "-q", "--", "sh", "-c", 'kill -KILL "$$"').code == 128 + 9
+    # argv, never a shell: the metacharacters reach the program untouched
+    r = migctl("run", "-q", "--", "printf", "%s|", "a b", "$HOME", ";", "*")
+    assert (r.code, r.out) == (0, "a b|$HOME|;|*|")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_are_forwarded(
+    spawn: Callable[..., subprocess.Popen[str]], node: dict[str, Any], tmp_path: Path, sig: int
+) -> None:
+    marker = tmp_path / "marker"
+    name = signal.Signals(sig).name.removeprefix("SIG")
+    trap = f"trap 'echo {name} > \"$1\"; exit 3' {name}; while :; do sleep 0.05; done"
+    p = spawn("run", "-q", "--on", "0:11", "--", "sh", "-c", trap, "sh", str(marker))
+    uuid = node["0:11"]["uuid"]
+    child = wait_for(lambda: (holder(uuid) or {}).get("pid") not in (None, p.pid) and holder(uuid))
+    assert psutil.Process(child["pid"]).ppid() == p.pid
+    p.send_signal(sig)
+    assert p.wait(timeout=10) == 3  # the child's exit code, after its trap ran
+    assert marker.read_text().strip() == name
+    assert holder(uuid) is None
+
+
+def test_terminal_ctrl_c_reaches_the_child_once(node: dict[str, Any], state_dir: Path, tmp_path: Path) -> None:
+    """Ctrl-C on a terminal signals the whole foreground group: migctl must not pass it on again."""
+    import pty
+
+    count = tmp_path / "count"
+    stop = tmp_path / "stop"
+    script = f'trap "echo INT >> {count}" INT; while [ ! -e {stop} ]; do sleep 0.05; done; exit 5'
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: migctl on a terminal, as a user runs it
+        try:
+            os.environ["MIGCTL_STATE_DIR"] = str(state_dir)
+            os.execv(sys.executable, [*MIGCTL, "run", "-q", "--on", "0:11", "--", "sh", "-c", script])  # noqa: S606
+        finally:
+            os._exit(127)
+    try:
+        uuid = node["0:11"]["uuid"]
+        wait_for(lambda: (holder(uuid) or {}).get("command", "").startswith("sh -c"))
+        time.sleep(0.2)  # the trap is set
+        os.write(fd, b"\x03")
+        wait_for(lambda: count.exists())
+        time.sleep(0.3)
+        stop.touch()
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 5
+    assert count.read_text().split() == ["INT"]  # once, from the terminal; not again from migctl
+
+
+# -- exclusivity --------------------------------------------------------------------------------
+
+
+def test_no_wait_names_the_holder_and_wait_queues(
+    migctl: Callable[..., Result], spawn: Callable[..., subprocess.Popen[str]], node: dict[str, Any], tmp_path: Path
+) -> None:
+    uuid = node["0:11"]["uuid"]
+    stop = tmp_path / "stop"
+    first = spawn("run", "-q", "--on", uuid, "--", *until(stop))
+    info = wait_for(lambda: (holder(uuid) or {}).get("pid") not in (None, first.pid) and holder(uuid))
+    child_pid = info["pid"]
+
+    t0 = time.monotonic()
+    r = migctl("run", "--no-wait", "--on", uuid, "--", "true")
+    assert r.code == 5
+    line = one_line_error(r)
+    assert f"leased by pid {child_pid} (sh -c" in line and " since " in line
+    assert time.monotonic() - t0 < 5
+    assert migctl("run", "--on", uuid, "--", "true").code == 5  # no-wait is the default
+    r = migctl("run", "--wait", "0.3", "--on", uuid, "--", "true")
+    assert r.code == 5 and f"pid {child_pid}" in r.err
+
+    waiter = spawn("run", "--wait", "--on", uuid, "--", "sh", "-c", "echo second")
+    said = read_line(waiter, timeout=15)  # it says that it waits, and for whom
+    assert said.startswith("migctl: waiting as long as needed") and f"pid {child_pid}" in said
+    time.sleep(0.3)
+    assert waiter.poll() is None  # queued behind the first
+    stop.touch()
+    out, err = waiter.communicate(timeout=10)
+    assert waiter.returncode == 0, err
+    assert out.strip() == "second" and "running on" in err
+    assert first.wait(timeout=10) == 0
+
+
+def test_lease_outlives_a_killed_migctl_but_not_its_child(
+    migctl: Callable[..., Result], spawn: Callable[..., subprocess.Popen[str]], node: dict[str, Any], tmp_path: Path
+) -> None:
+    uuid = node["0:12"]["uuid"]
+    stop = tmp_path / "stop"
+    p = spawn("run", "-q", "--on", uuid, "--", *until(stop))
+    child_pid = wait_for(lambda: (holder(uuid) or {}).get("pid") not in (None, p.pid) and holder(uuid))["pid"]
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=10)
+    assert psutil.pid_exists(child_pid)
+    r = migctl("run", "--on", uuid, "--", "true")  # the orphaned child still holds it
+    assert r.code == 5 and f"pid {child_pid}" in r.err
+    stop.touch()
+    wait_for(lambda: holder(uuid) is None)  # released by the kernel when the child exited
+    assert migctl("run", "-q", "--on", uuid, "--", "true").code == 0
+
+
+def test_running_child_is_a_process_on_its_device_and_blocks_destroy(
+    migctl: Callable[..., Result], spawn: Callable[..., subprocess.Popen[str]], node: dict[str, Any], tmp_path: Path
+) -> None:
+    uuid = node["0:11"]["uuid"]
+    stop = tmp_path / "stop"
+    p = spawn("run", "-q", "--on", uuid, "--", *until(stop))
+    child_pid = wait_for(lambda: (holder(uuid) or {}).get("pid") not in (None, p.pid) and holder(uuid))["pid"]
+
+    status = migctl("status", "--json").json()
+    ci = next(
+        c for g in status["gpus"] for gi in g["gpu_instances"] for c in gi["compute_instances"] if c["uuid"] == uuid
+    )
+    assert [q["pid"] for q in ci["processes"]] == [child_pid]  # NVML lists it on that MIG device
+    assert ci["holder"]["pid"] == child_pid
+    assert ci["holder"]["command"].startswith("sh -c")
+    assert isinstance(ci["holder"]["since"], float)
+
+    r = migctl("destroy", "--uuid", uuid)
+    assert r.code == 5, r.err
+    assert str(child_pid) in r.err
+    assert uuid in migctl("devices").out  # nothing was destroyed
+    stop.touch()
+    assert p.wait(timeout=10) == 0
+    wait_for(lambda: holder(uuid) is None)
+    assert migctl("destroy", "--uuid", uuid).code == 0
+
+
+# -- targets --------------------------------------------------------------------------------------
+
+
+def test_target_forms(migctl: Callable[..., Result], node: dict[str, Any]) -> None:
+    def where(*target: str) -> str:
+        r = migctl("run", "-q", *target, "--", "sh", "-c", 'echo "$MIGCTL_DEVICE_UUID $MIGCTL_PROFILE"')
+        assert r.code == 0, r.err
+        return r.out.strip()
+
+    big = next(d for d in node.values() if d["profile"] == "2g.24gb")
+    assert where("--on", "0:11") == f"{node['0:11']['uuid']} 1g.12gb"
+    assert where("--on", "2g.24gb") == f"{big['uuid']} 2g.24gb"
+    assert where().split()[0] in {d["uuid"] for d in node.values()}
+    r = migctl("run", "--on", "0:99", "--", "true")
+    assert r.code == 2
+    assert "0:99" in one_line_error(r) and "0:11, 0:12" in r.err  # says what exists
+    r = migctl("run", "--", "no-such-program-xyz")
+    assert r.code == 127 and "command not found" in one_line_error(r)
+
+
+def test_target_matching(node: dict[str, Any]) -> None:
+    from migctl.device import open_node
+    from migctl.errors import UsageError
+    from migctl.ops import launch, run
+
+    devices = launch.inventory(open_node(SPEC))
+    uuid = node["0:12"]["uuid"]
+    assert [d.uuid for d in launch.match_target(uuid, devices)] == [uuid]
+    assert [d.uuid for d in launch.match_target(uuid.lower(), devices)] == [uuid]
+    assert [d.uuid for d in launch.match_target(uuid[:13], devices)] == [uuid]  # a unique prefix
+    assert [d.uuid for d in launch.match_target("0:12:0", devices)] == [uuid]
+    assert len(launch.match_target("1g.12gb", devices)) == 2
+    assert len(launch.match_target(None, devices)) == 3
+    for bad in ("MIG-00000000-0000", "0:99", "2:11", "3g.48gb", "7", "0:x"):
+        with pytest.raises(UsageError) as info:
+            launch.match_target(bad, devices)
+        assert bad in str(info.value)
+
+    opts, cmd = run.parse_args(["--on", "0:11", "--wait", "--", "python", "-u", "x.py"])
+    assert (opts.target, opts.wait, cmd) == ("0:11", None, ["python", "-u", "x.py"])
+    opts, cmd = run.parse_args(["--wait", "2.5", "python", "--on", "y"])  # options end at the command
+    assert (opts.target, opts.wait, cmd) == (None, 2.5, ["python", "--on", "y"])
+    opts, cmd = run.parse_args(["--wait=3", "true"])
+    assert opts.wait == 3.0
+    assert run.parse_args(["true"])[0].wait == 0.0  # --no-wait is the default
+    for bad_args in (["--on"], [], ["--wait", "--no-wait", "true"], ["--bogus", "true"], ["--wait", "-1", "x"]):
+        with pytest.raises(UsageError):
+            run.parse_args(bad_args)
+
+
+def test_no_mig_devices_is_explained(migctl: Callable[..., Result], state_dir: Path) -> None:
+    r = migctl("--sim", "h20", "run", "--", "true")
+    assert r.code == 3
+    assert "no MIG devices" in one_line_error(r) and "migctl create" in r.err
+
+
+# -- migctl.use() -----------------------------------------------------------------------------------
+
+
+def python(code: str, **env: str) -> subprocess.Popen[str]:
+    full = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    full.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_use_sets_the_variables_and_holds_the_lease(migctl: Callable[..., Result], node: dict[str, Any]) -> None:
+    p = python(
+        """
+        import json, os, sys
+        import migctl.usage as usage
+        dev = usage.use("1g.12gb")
+        print(json.dumps({"uuid": dev.uuid, "gpu": dev.gpu, "env": {k: v for k, v in os.environ.items()
+              if k.startswith(("CUDA_", "MIGCTL_"))}}), flush=True)
+        sys.stdin.read()
+        """
+    )
+    assert p.stdout is not None and p.stdin is not None
+    seen = json.loads(p.stdout.readline())
+    try:
+        uuid = seen["uuid"]
+        assert seen["env"]["CUDA_VISIBLE_DEVICES"] == uuid and uuid.startswith("MIG-")
+        assert seen["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+        assert seen["env"]["MIGCTL_PROFILE"] == "1g.12gb"
+        assert holder(uuid)["pid"] == p.pid
+        r = migctl("run", "--on", uuid, "--", "true")
+        assert r.code == 5 and f"pid {p.pid}" in r.err
+        listed = migctl("devices", "--json").json()  # and the devices list shows it unchanged
+        assert uuid in json.dumps(listed)
+    finally:
+        p.stdin.close()
+        p.wait(timeout=10)
+    assert p.returncode == 0, p.stderr.read() if p.stderr else ""
+    assert holder(uuid) is None
+
+
+def test_use_refuses_once_cuda_is_initialised(node: dict[str, Any]) -> None:
+    p = python(
+        """
+        import sys, types
+        sys.modules["torch"] = types.SimpleNamespace(cuda=types.SimpleNamespace(is_initialized=lambda: True))
+        import migctl, migctl.usage as usage
+        try:
+            usage.use()
+        except migctl.UsageError as exc:
+            print(exc)
+        else:
+            print("no error")
+        """
+    )
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "CUDA is already initialised" in out
+    assert "torch.cuda.is_initialized()" in out
+    assert "before" in out and "migctl run" in out  # what to do instead
+
+
+def test_use_refuses_a_conflicting_cuda_visible_devices(node: dict[str, Any]) -> None:
+    code = """
+        import migctl, migctl.usage as usage
+        try:
+            dev = usage.use()
+        except migctl.UsageError as exc:
+            print("error:", exc)
+        else:
+            print("uuid:", dev.uuid)
+        """
+    out, _ = python(code, CUDA_VISIBLE_DEVICES="0").communicate(timeout=30)
+    assert out.startswith("error:") and "CUDA_VISIBLE_DEVICES is already set to '0'" in out
+    pinned = node["0:12"]["uuid"]
+    out, _ = python(code, CUDA_VISIBLE_DEVICES=pinned).communicate(timeout=30)
+    assert out.strip() == f"uuid: {pinned}"  # one MIG device named: that one is leased
+
+
+def test_use_inside_migctl_run_takes_the_launchers_device(migctl: Callable[..., Result], node: dict[str, Any]) -> None:
+    code = "import migctl.usage as u; print(u.use().uuid)"
+    r = migctl("run", "-q", "--on", "0:12", "--", sys.executable, "-c", code)
+    assert (r.code, r.out.strip()) == (0, node["0:12"]["uuid"]), r.err
+
+
+def test_example_script_runs_without_torch(node: dict[str, Any]) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "train_on_mig.py"
+    p = python(
+        f"import runpy, sys; sys.argv = ['x', '--on', '2g.24gb']; runpy.run_path({str(example)!r}, run_name='__main__')"
+    )
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    big = next(d for d in node.values() if d["profile"] == "2g.24gb")
+    assert f"CUDA_VISIBLE_DEVICES={big['uuid']}" in out
+    assert "PyTorch is not installed" in out or "result (mean of a @ b)" in out
