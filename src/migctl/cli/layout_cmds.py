@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit, want_json
+from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit, err, want_json
 from migctl.cli.lifecycle_cmds import WAIT_OPTION
 from migctl.cli.render import slice_bar, slice_ruler
 from migctl.config import ConfigError, load_path, parse_layout
@@ -212,9 +212,17 @@ def apply_cmd(
             raise UsageError(str(exc)) from None
     env = mig_parted_env(file or "--layout", np.config, hooks_file=hooks_file or "")
     if not want_json(json_out):
-        _render_plan(
-            Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160), _plan_data(np)
-        )
+        console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+        interrupted = sorted({int(j["gpu"]) for j in ops.pending_journals()})
+        if interrupted:
+            # apply first finishes (or rolls back) the interrupted apply, then plans again; this
+            # plan was made from the half-applied state, so it may overstate what remains to do.
+            console.print(
+                f"an interrupted apply left GPU(s) {', '.join(map(str, interrupted))} half-changed: it is finished "
+                "or rolled back first (as migctl recover does), then the plan below is made again",
+                markup=False,
+            )
+        _render_plan(console, _plan_data(np))
     report = ops.apply(STATE.node(), np, hooks=hooks, hook_env=env, parallel=not sequential, wait_s=wait)
     data = {
         "config": report.config,
@@ -283,14 +291,25 @@ def export(
     ),
 ) -> None:
     """Print the current layout as a mig-parted v1 config that apply reproduces exactly."""
-    from migctl.config import export_text
+    from migctl.config import export_spec, export_text
 
     chosen = STATE.node().select(gpus)
     if output not in ("yaml", "json"):
         raise UsageError(f"-o {output!r}: expected yaml or json")
-    text = export_text(
-        ops.current_layout(chosen), name, fmt="json" if output == "json" else "yaml", extensions=not portable
-    )
+    layout = ops.current_layout(chosen)
+    text = export_text(layout, name, fmt="json" if output == "json" else "yaml", extensions=not portable)
+    if portable:
+        # mig-parted cannot say "a GPU instance with several compute instances": the portable
+        # file asks for the default compute instance there, so say what is lost.
+        for entry in export_spec(layout, name)["mig-configs"][name]:
+            for pin in (entry.get("x-migctl") or {}).get("instances", []):
+                if "compute" in pin:
+                    err.print(
+                        f"migctl: warning: --portable cannot express GPU {entry['devices'][0]}'s {pin['profile']} "
+                        f"at slice {pin['placement']} with compute instances {', '.join(pin['compute'])}; "
+                        f"the file asks for a {pin['profile']} with its default compute instance",
+                        markup=False,
+                    )
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 

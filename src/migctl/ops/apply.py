@@ -301,24 +301,45 @@ def _destroy_gi(gpu: Gpu, gi_id: int) -> None:
     gi.destroy()
 
 
+def _step(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """One step of an apply; a driver failure is raised as migctl's error naming the step."""
+    try:
+        return fn(*args)
+    except pynvml.NVMLError as exc:
+        raise from_nvml(exc, what) from None
+
+
+def _recompute(gpu: Gpu, r: Recompute) -> None:
+    gi = gpu.gpu_instance(r.instance.gi_id)
+    if gi is None:
+        raise MigctlError(f"GI {r.instance.gi_id} disappeared during apply")
+    for ci in gi.compute_instances():
+        ci.destroy()
+    _make_compute(gi, r.compute)
+
+
 def execute_plan(gpu: Gpu, p: Plan) -> None:
     """Destroy, recompute, create: in that order, each create at its explicit placement."""
+
+    def name(profile_id: int) -> str:
+        return gpu.profile_by_id(profile_id).name
+
+    on = f"on GPU {gpu.index}"
     for e in p.destroy:
-        _destroy_gi(gpu, e.gi_id)
+        _step(f"destroying GI {e.gi_id} ({name(e.profile_id)} at {e.placement}) {on}", _destroy_gi, gpu, e.gi_id)
     for r in p.recompute:
-        gi = gpu.gpu_instance(r.instance.gi_id)
-        if gi is None:
-            raise MigctlError(f"GI {r.instance.gi_id} disappeared during apply")
-        for ci in gi.compute_instances():
-            ci.destroy()
-        _make_compute(gi, r.compute)
+        e = r.instance
+        what = f"replacing the compute instances of GI {e.gi_id} ({name(e.profile_id)} at {e.placement}) {on}"
+        _step(what, _recompute, gpu, r)
     for c in p.create:
-        gi = gpu.create_gpu_instance(c.profile_id, c.placement)
-        _make_compute(gi, c.compute)
+        what = f"creating {name(c.profile_id)} at {c.placement} {on}"
+        gi = _step(what, gpu.create_gpu_instance, c.profile_id, c.placement)
+        _step(f"creating compute instances {', '.join(c.compute)} in GI {gi.id} {on}", _make_compute, gi, c.compute)
 
 
 def _set_mode(gpu: Gpu, enabled: bool) -> None:
-    status = gpu.set_mig_mode(enabled)
+    state = "enabling" if enabled else "disabling"
+    status = _step(f"{state} MIG mode on GPU {gpu.index}", gpu.set_mig_mode, enabled)
     mode = gpu.mig_mode()
     if mode is not None and mode.current != enabled:
         why = "processes are using it" if status == pynvml.NVML_ERROR_IN_USE else "the driver needs a GPU reset"
@@ -364,6 +385,13 @@ def _apply_gpu(gpu: Gpu, g: GpuPlan, config: str) -> GpuOutcome:
             done = g.plan
     except (pynvml.NVMLError, MigctlError) as exc:
         err = exc if isinstance(exc, MigctlError) else from_nvml(exc, f"applying on GPU {g.gpu}")
+        if isinstance(err, ResetRequiredError):
+            # The driver stored the mode change; it waits for a GPU reset (Ampere with processes
+            # on it). Keep it pending, as `migctl mode` does: rolling back would cancel it, and
+            # the hint (stop them, reset, apply again) and exit 7 would describe a state that
+            # no longer exists.
+            journal.unlink(missing_ok=True)
+            return GpuOutcome(g.gpu, "pending", str(err), seconds=time.perf_counter() - started)
         try:
             converge(gpu, before_target(g))
         except (pynvml.NVMLError, MigctlError) as again:
@@ -374,10 +402,9 @@ def _apply_gpu(gpu: Gpu, g: GpuPlan, config: str) -> GpuOutcome:
                 seconds=time.perf_counter() - started,
             )
         journal.unlink(missing_ok=True)
-        result = "pending" if isinstance(err, ResetRequiredError) else "rolled_back"
         return GpuOutcome(
             g.gpu,
-            result,
+            "rolled_back",
             f"{err}; GPU {g.gpu} was rolled back to its previous layout",
             seconds=time.perf_counter() - started,
         )
@@ -443,7 +470,8 @@ def apply(
             _hook(hooks, "apply-start", env, log)
             if any(g.mode_change is not None for g in node_plan.gpus):
                 _hook(hooks, "pre-apply-mode", env, log)
-            _hook(hooks, "pre-apply-config", env, log)
+            if any(g.plan is not None and not g.plan.is_noop for g in node_plan.gpus):
+                _hook(hooks, "pre-apply-config", env, log)
             lock = threading.Lock()
 
             def one(g: GpuPlan) -> GpuOutcome:
