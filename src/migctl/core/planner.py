@@ -327,6 +327,60 @@ def _creates(
     return tuple(creates)
 
 
+def _spread(
+    geometry: GpuGeometry,
+    standing: Sequence[ExistingInstance],
+    shapes: Sequence[_Shape],
+    found: Sequence[Placement],
+) -> tuple[Placement, ...]:
+    """Re-place the unpinned creates so the final layout leaves the most room for later ones.
+
+    Among every way to place them around ``standing``, choose the one after which the most
+    placements of any profile are still free; ties go to the driver's own step-by-step choice
+    (fewest still-possible placements blocked, then lowest start). So ``create 2g 1g 1g`` on an
+    empty H100 leaves a 3g placement open, and one 3g goes to 4:4 as ``nvidia-smi mig -cgi 9``
+    puts it. Only positions change: instance counts and the engine pool depend on the final
+    set alone, so the result is as valid as ``found``. Bit masks keep this to microseconds.
+    """
+    profiles = {p.id: p for p in geometry.profiles}
+    all_bits = [_bits(p) for prof in geometry.profiles for p in prof.placements]
+    mask0 = 0
+    for e in standing:
+        mask0 |= _bits(e.placement)
+    for (_, start), p in zip(shapes, found, strict=True):
+        if start >= 0:
+            mask0 |= _bits(p)
+    free_idx = [i for i, (_, start) in enumerate(shapes) if start < 0]
+    order = sorted(free_idx, key=lambda i: (-profiles[shapes[i][0]].placement_size, shapes[i][0]))
+    memo: dict[tuple[int, int], tuple[int, tuple[Placement, ...]] | None] = {}
+
+    def best(k: int, mask: int) -> tuple[int, tuple[Placement, ...]] | None:
+        key = (k, mask)
+        if key in memo:
+            return memo[key]
+        if k == len(order):
+            result: tuple[int, tuple[Placement, ...]] | None = (sum(1 for b in all_bits if not b & mask), ())
+        else:
+            result = None
+            open_now = [b for b in all_bits if not b & mask]
+            cands = [p for p in profiles[shapes[order[k]][0]].placements if not _bits(p) & mask]
+            cands.sort(key=lambda p: (sum(1 for b in open_now if b & _bits(p)), p.start))
+            for p in cands:
+                rest = best(k + 1, mask | _bits(p))
+                if rest is not None and (result is None or rest[0] > result[0]):
+                    result = (rest[0], (p, *rest[1]))
+        memo[key] = result
+        return result
+
+    chosen = best(0, mask0)
+    if chosen is None:  # cannot happen: ``found`` is one such placement
+        return tuple(found)
+    out = list(found)
+    for i, p in zip(order, chosen[1], strict=True):
+        out[i] = p
+    return tuple(out)
+
+
 def _check(geometry: GpuGeometry, standing: Iterable[ExistingInstance], creates: Iterable[Create]) -> None:
     """Re-check the final state with the geometry's own rules (a planner bug must not reach NVML)."""
     occupants = [Occupant(e.profile_id, e.placement) for e in standing]
@@ -354,8 +408,10 @@ def _to_plan(
             recompute.append(Recompute(instance=e, compute=wants[w_idx].compute))
         else:
             keep.append(e)
-    creates = _creates(wants, sol.left, sol.shapes, sol.placements)
-    _check(geometry, [*keep, *(r.instance for r in recompute)], creates)
+    standing = [*keep, *(r.instance for r in recompute)]
+    placements = _spread(geometry, standing, sol.shapes, sol.placements)
+    creates = _creates(wants, sol.left, sol.shapes, placements)
+    _check(geometry, standing, creates)
 
     def gi(e: ExistingInstance) -> tuple[int, Placement]:
         return (e.gi_id, e.placement)

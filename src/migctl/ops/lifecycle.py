@@ -221,56 +221,9 @@ def plan_creates(gpu: Gpu, requests: list[tuple[str, int]], placement: int | Non
             + "; nothing was created",
         )
     by_id = {p.id: p for p in geometry.profiles}
-    planned = [(by_id[c.profile_id], c.placement) for c in result.create]
-    if pin is None:
-        spread = _driver_like_placements(geometry, [_occ(g) for g in gpu.gpu_instances()], [p for p, _ in planned])
-        if spread is not None:
-            return spread
-    return planned
-
-
-def _driver_like_placements(
-    geometry: GpuGeometry, occupied: list[Any], wanted: list[GiProfile]
-) -> list[tuple[GiProfile, Placement]] | None:
-    """Placements for ``wanted`` (larger first) that leave the most room for later creates.
-
-    Of every way to place the whole request, the one after which the most placements of any
-    profile are still possible wins; ties go to the choice the driver would make step by step
-    (fewest still-possible placements blocked, then lowest start: the rule fitted in
-    mig-hardware.md section 2). For one instance this is the driver's rule: one 3g.48gb goes
-    to 4:4 and leaves 0:4 for a 4g.48gb, as ``nvidia-smi mig -cgi 9`` does. The planner alone
-    would take the lowest start (0:4) and block the 4g.48gb. ``None`` if nothing fits.
-    """
-    from migctl.core.geometry import Occupant
-
-    order = sorted(wanted, key=lambda p: -p.placement_size)
-    memo: dict[tuple[int, frozenset[Any]], tuple[int, list[tuple[GiProfile, Placement]]] | None] = {}
-
-    def possible(occ: list[Any], within: Placement | None = None) -> int:
-        return sum(
-            1
-            for prof in geometry.profiles
-            for where in prof.placements
-            if (within is None or where.overlaps(within)) and geometry.can_place(occ, prof, where)
-        )
-
-    def best(k: int, occ: list[Any]) -> tuple[int, list[tuple[GiProfile, Placement]]] | None:
-        key = (k, frozenset(occ))
-        if key not in memo:
-            if k == len(order):
-                memo[key] = (possible(occ), [])
-            else:
-                prof, found = order[k], None
-                free = geometry.free_placements(occ, prof)
-                for cand in sorted(free, key=lambda c: (possible(occ, c), c.start)):
-                    rest = best(k + 1, [*occ, Occupant(prof.id, cand)])
-                    if rest is not None and (found is None or rest[0] > found[0]):
-                        found = (rest[0], [(prof, cand), *rest[1]])
-                memo[key] = found
-        return memo[key]
-
-    result = best(0, list(occupied))
-    return None if result is None else result[1]
+    # The planner tries placements in the driver's own order (fewest still-possible placements
+    # blocked), so these leave room for large profiles later, as nvidia-smi's would.
+    return [(by_id[c.profile_id], c.placement) for c in result.create]
 
 
 def create(
