@@ -20,7 +20,7 @@ import pynvml
 from migctl.core.geometry import Engines, GiProfile, GpuGeometry, Placement
 from migctl.device.instances import GpuInstance
 from migctl.device.nvml import Nvml
-from migctl.device.types import GiProfileInfo, MigDeviceInfo, MigMode, ProcessInfo
+from migctl.device.types import CiProfileInfo, GiProfileInfo, MigDeviceInfo, MigMode, ProcessInfo
 from migctl.errors import DriverError, NotSupportedError
 
 NO_ID = 0xFFFFFFFF
@@ -58,6 +58,7 @@ class Gpu:
         self.pci_device_id = int(pci.pciDeviceId)
         self.bus_id = _text(pci.busId)
         self._profiles: list[GiProfileInfo] | None = None
+        self._ci_profile_cache: dict[int, list[CiProfileInfo]] = {}
 
     def __repr__(self) -> str:
         return f"Gpu({self.index}, {self.name!r}, {self.uuid})"

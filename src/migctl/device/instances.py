@@ -57,16 +57,19 @@ class GpuInstance:
         self.id = int(info.id)
         self.profile_id = int(info.profileId)
         self.placement = Placement(int(info.placement.start), int(info.placement.size))
-        self._ci_profiles: list[CiProfileInfo] | None = None
 
     @property
     def profile(self) -> str:
         return self.gpu.profile_by_id(self.profile_id).name
 
     def ci_profiles(self) -> list[CiProfileInfo]:
-        """``nvidia-smi mig -lcip -gi GI``: the compute-instance profiles this GPU instance offers."""
-        if self._ci_profiles is not None:
-            return self._ci_profiles
+        """``nvidia-smi mig -lcip -gi GI``: the compute-instance profiles this GPU instance offers.
+
+        They depend only on the GPU-instance profile, so they are read once per GPU and profile.
+        """
+        cached = self.gpu._ci_profile_cache.get(self.profile_id)
+        if cached is not None:
+            return cached
         nvml = self.gpu.nvml
         gi_slices = self.gpu.profile_by_id(self.profile_id).slice_count
         out = []
@@ -82,14 +85,12 @@ class GpuInstance:
                 if exc.value in (pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_INVALID_ARGUMENT):
                     continue
                 raise
-            free = int(nvml.read("nvmlGpuInstanceGetComputeInstanceRemainingCapacity", self.handle, info.id))
             out.append(
                 CiProfileInfo(
                     id=int(info.id),
                     name=_name(info.name),
                     slice_count=int(info.sliceCount),
                     instance_count=int(info.instanceCount),
-                    free=free,
                     sm=int(info.multiprocessorCount),
                     ce=int(info.sharedCopyEngineCount),
                     dec=int(info.sharedDecoderCount),
@@ -100,8 +101,14 @@ class GpuInstance:
                     placements=self._ci_placements(int(info.id)),
                 )
             )
-        self._ci_profiles = out
+        self.gpu._ci_profile_cache[self.profile_id] = out
         return out
+
+    def ci_remaining_capacity(self, ci_profile_id: int) -> int:
+        """How many more compute instances of a profile fit now (``-lcip`` "Free")."""
+        return int(
+            self.gpu.nvml.read("nvmlGpuInstanceGetComputeInstanceRemainingCapacity", self.handle, ci_profile_id)
+        )
 
     def _ci_placements(self, ci_profile_id: int) -> tuple[Placement, ...]:
         nvml = self.gpu.nvml

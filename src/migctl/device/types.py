@@ -41,13 +41,12 @@ class GiProfileInfo:
 
 @dataclass(frozen=True)
 class CiProfileInfo:
-    """A row of ``nvidia-smi mig -lcip``."""
+    """A row of ``nvidia-smi mig -lcip`` (free counts: :meth:`GpuInstance.ci_remaining_capacity`)."""
 
     id: int
     name: str
     slice_count: int
     instance_count: int
-    free: int
     sm: int
     ce: int
     dec: int

@@ -182,7 +182,7 @@ def ci_profiles(gpu: Gpu, gi_id: int) -> dict[str, Any]:
         {
             "id": p.id,
             "name": p.name,
-            "instances_free": p.free,
+            "instances_free": gi.ci_remaining_capacity(p.id),
             "instances_total": p.instance_count,
             "default": p.is_default,
             "sm": p.sm,

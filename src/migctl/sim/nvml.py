@@ -133,6 +133,7 @@ class SimNvml:
         self._faults = faults
         self._latency = latency_scale
         self._models: dict[int, ModelSpec] = {}
+        self._gpu_count: int | None = None
         self._lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------
@@ -151,7 +152,10 @@ class SimNvml:
         return self._store.read("node")
 
     def _count(self) -> int:
-        return len(self._node()["models"])
+        # A node's GPUs never change while it exists (a different spec needs sim reset).
+        if self._gpu_count is None:
+            self._gpu_count = len(self._node()["models"])
+        return self._gpu_count
 
     def _model(self, index: int) -> ModelSpec:
         found = self._models.get(index)

@@ -32,8 +32,10 @@ def atomic_write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` so readers see the old or the new file, never a mix."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # Compact output keeps json on its C encoder (indent would force the Python one).
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
@@ -62,9 +64,13 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = ensure_private_dir(root)
         self._cache: dict[str, tuple[tuple[int, int, int], Any]] = {}
+        self._paths: dict[str, Path] = {}
 
     def _path(self, name: str) -> Path:
-        return self.root / f"{name}.json"
+        path = self._paths.get(name)
+        if path is None:
+            path = self._paths[name] = self.root / f"{name}.json"
+        return path
 
     def lock(self, name: str) -> FileLock:
         lock_path = self.root / f"{name}.lock"
@@ -77,7 +83,7 @@ class Store:
     def read(self, name: str) -> Any:
         """The document's current content (cached until the file is replaced)."""
         path = self._path(name)
-        st = path.stat()
+        st = os.stat(path)
         sig = (st.st_ino, st.st_mtime_ns, st.st_size)
         hit = self._cache.get(name)
         if hit is not None and hit[0] == sig:
