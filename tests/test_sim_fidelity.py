@@ -319,7 +319,7 @@ def test_default_ci_spans_the_gi(
     assert ci.placement.start == 0
     # a full-size CI consumes the GI: every CI profile shows 0 free (-lcip "0/3")
     gi2 = gpu.gpu_instance(gi.id)
-    assert gi2 is not None and all(p.free == 0 for p in gi2.ci_profiles())
+    assert gi2 is not None and all(gi2.ci_remaining_capacity(p.id) == 0 for p in gi2.ci_profiles())
 
 
 def test_double_memory_1g_default_ci_is_rev1(state_dir: Path) -> None:
