@@ -7,6 +7,8 @@ Quick start (on the simulator; drop ``sim=`` on a real GPU server)::
     node.set_mig_mode(True, gpus="0")
     node.create("1g.12gb:2", gpus="0")
     print(node.status(gpus="0"))
+
+    migctl.use("1g.12gb")   # before CUDA starts: this process now sees one MIG device
 """
 
 from migctl.api import Node
@@ -22,6 +24,7 @@ from migctl.errors import (
     ResetRequiredError,
     UsageError,
 )
+from migctl.usage import MigDevice, devices, release, use
 
 __version__ = "0.1.0"
 
@@ -30,6 +33,7 @@ __all__ = [
     "InUseError",
     "InsufficientResourcesError",
     "LockTimeoutError",
+    "MigDevice",
     "MigctlError",
     "MismatchError",
     "Node",
@@ -38,4 +42,7 @@ __all__ = [
     "ResetRequiredError",
     "UsageError",
     "__version__",
+    "devices",
+    "release",
+    "use",
 ]

@@ -18,7 +18,7 @@ import psutil
 import pynvml
 
 from migctl.core.geometry import Engines, GiProfile, GpuGeometry, Placement
-from migctl.device.instances import GpuInstance
+from migctl.device.instances import GpuInstance, _vanishing_ok
 from migctl.device.nvml import Nvml
 from migctl.device.types import CiProfileInfo, GiProfileInfo, MigDeviceInfo, MigMode, ProcessInfo
 from migctl.errors import DriverError, NotSupportedError
@@ -203,7 +203,10 @@ class Gpu:
             array = (pynvml.c_nvmlGpuInstance_t * max(prof.instance_count, 1))()
             count = ctypes.c_uint(0)
             self.nvml.read("nvmlDeviceGetGpuInstances", self.handle, prof.id, array, ctypes.byref(count))
-            out.extend(GpuInstance(self, array[i]) for i in range(count.value))
+            for i in range(count.value):
+                gi = _vanishing_ok(GpuInstance, self, array[i])
+                if gi is not None:
+                    out.append(gi)
         return sorted(out, key=lambda g: g.id)
 
     def gpu_instance(self, gi_id: int) -> GpuInstance | None:

@@ -14,6 +14,20 @@ if TYPE_CHECKING:
     from migctl.device.gpu import Gpu
 
 
+def _vanishing_ok(cls: Any, owner: Any, handle: Any) -> Any:
+    """Build ``cls(owner, handle)``, or ``None`` if the instance was destroyed since it was listed.
+
+    Another process (an apply on the same node) may destroy an instance between the listing
+    call and the info call; a read-only view must skip it rather than fail.
+    """
+    try:
+        return cls(owner, handle)
+    except pynvml.NVMLError as exc:
+        if exc.value in (pynvml.NVML_ERROR_INVALID_ARGUMENT, pynvml.NVML_ERROR_NOT_FOUND):
+            return None
+        raise
+
+
 def _name(raw: Any) -> str:
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     return text.removeprefix("MIG ").strip()
@@ -150,7 +164,10 @@ class GpuInstance:
             array = (pynvml.c_nvmlComputeInstance_t * max(prof.instance_count, 1))()
             count = ctypes.c_uint(0)
             nvml.read("nvmlGpuInstanceGetComputeInstances", self.handle, prof.id, array, ctypes.byref(count))
-            out.extend(ComputeInstance(self, array[i]) for i in range(count.value))
+            for i in range(count.value):
+                ci = _vanishing_ok(ComputeInstance, self, array[i])
+                if ci is not None:
+                    out.append(ci)
         return sorted(out, key=lambda c: c.id)
 
     def create_compute_instance(self, ci_profile_id: int, placement: Placement | None = None) -> ComputeInstance:
