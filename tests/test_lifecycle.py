@@ -683,3 +683,65 @@ def test_python_api_lock_timeout(state_dir: Path) -> None:
             node.set_mig_mode(True, gpus=0, wait_s=0.2)
         assert locked.value.exit_code == 9
         assert node.status(0)["gpus"][0]["mig"]["current"] is False  # reading never waits
+
+
+# --------------------------------------------------------------------------- interrupted creates
+
+
+def _start_slow_create(state_dir: Path, spec: str, *args: str) -> subprocess.Popen[str]:
+    """``migctl create`` with each simulated GPU-instance create taking ~0.26 s."""
+    env = {**os.environ, "MIGCTL_STATE_DIR": str(state_dir), "MIGCTL_SIM_LATENCY": "20"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "migctl", "--sim", spec, "create", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_instances(sim: Sim, at_least: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(sim.status("0")["gpus"][0]["gpu_instances"]) >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {at_least} instances")
+
+
+def test_sigterm_mid_create_undoes_what_it_made(sim: Callable[..., Sim], state_dir: Path) -> None:
+    h20 = sim("h20x1")
+    h20.ok("mode", "enable", "-i", "0")
+    before = h20.status("0")
+    proc = _start_slow_create(state_dir, "h20x1", "1g.12gb:7")
+    try:
+        _wait_for_instances(h20, 2)
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_CODES["interrupted"] == 130
+    assert "interrupted" in err and "destroyed again" in err
+    assert h20.status("0") == before
+    assert not list((state_dir / "journal").glob("*.json"))
+
+
+def test_kill_9_mid_create_is_finished_by_recover(sim: Callable[..., Sim], state_dir: Path) -> None:
+    h20 = sim("h20x1")
+    h20.ok("mode", "enable", "-i", "0")
+    proc = _start_slow_create(state_dir, "h20x1", "1g.12gb:7")
+    try:
+        _wait_for_instances(h20, 2)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    half = h20.status("0")["gpus"][0]["gpu_instances"]
+    assert 2 <= len(half) < 7
+    assert list((state_dir / "journal").glob("gpu-0.json"))
+    out = h20.ok("recover").out
+    assert "GPU 0: finished" in out and "migctl create 1g.12gb:7" in out
+    done = h20.status("0")["gpus"][0]["gpu_instances"]
+    assert len(done) == 7 and all(len(g["compute_instances"]) == 1 for g in done)
+    survivors = {g["id"]: g["compute_instances"][0]["uuid"] for g in half if g["compute_instances"]}
+    assert {g["id"]: g["compute_instances"][0]["uuid"] for g in done if g["id"] in survivors} == survivors

@@ -97,6 +97,13 @@ class MismatchError(MigctlError):
     kind = "mismatch"
 
 
+class Interrupted(MigctlError):
+    """Ctrl-C or SIGTERM stopped a command; what it had changed was undone."""
+
+    exit_code = 130
+    kind = "interrupted"
+
+
 EXIT_CODES: dict[str, int] = {
     cls.kind: cls.exit_code
     for cls in (
@@ -110,6 +117,7 @@ EXIT_CODES: dict[str, int] = {
         DriverError,
         LockTimeoutError,
         MismatchError,
+        Interrupted,
     )
 }
 

@@ -18,6 +18,7 @@ from migctl.core.geometry import GpuGeometry
 from migctl.core.layout import ExistingInstance
 from migctl.errors import UsageError
 from migctl.ops import apply as ops
+from migctl.ops import journal
 
 FILE_OPTION = typer.Option(None, "-f", "--config-file", help="mig-parted v1 config file ('-' reads stdin).")
 NAME_OPTION = typer.Option(None, "-c", "--selected-config", help="Name of the config in the file.")
@@ -213,7 +214,7 @@ def apply_cmd(
     env = mig_parted_env(file or "--layout", np.config, hooks_file=hooks_file or "")
     if not want_json(json_out):
         console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-        interrupted = sorted({int(j["gpu"]) for j in ops.pending_journals()})
+        interrupted = sorted({int(j["gpu"]) for j in journal.pending()})
         if interrupted:
             # apply first finishes (or rolls back) the interrupted apply, then plans again; this
             # plan was made from the half-applied state, so it may overstate what remains to do.

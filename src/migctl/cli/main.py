@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 
@@ -31,9 +32,16 @@ def _fail(exc: MigctlError, as_json: bool = False) -> int:
     return exc.exit_code
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run migctl; returns (and, as a console script, exits with) the documented exit code."""
     cli = typer.main.get_command(app)
+    # SIGTERM (systemd stop, kill) takes the same path as Ctrl-C, so a mutating command undoes
+    # its partial work instead of dying half-way. run and batch block it and forward it.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         result = cli.main(args=argv, prog_name="migctl", standalone_mode=False)
         code = result if isinstance(result, int) else 0

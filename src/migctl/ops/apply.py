@@ -11,8 +11,6 @@ or rolled back by the next ``apply`` or ``migctl recover``.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,8 +25,8 @@ from migctl.config import ConfigError, CurrentGpu, CurrentInstance, GpuFacts, Mi
 from migctl.config import resolve as resolve_entry
 from migctl.config import select as select_config
 from migctl.config.hooks import HookError, HooksSpec, mig_parted_env, run_hook
-from migctl.core.geometry import GpuGeometry, Placement
-from migctl.core.layout import Create, ExistingInstance, Plan, PlanRefusal, Recompute, Target, TargetInstance
+from migctl.core.geometry import GpuGeometry
+from migctl.core.layout import Create, ExistingInstance, Plan, PlanRefusal, Recompute, Target
 from migctl.core.planner import difference, plan
 from migctl.device import Gpu, GpuInstance, Node
 from migctl.errors import (
@@ -40,10 +38,9 @@ from migctl.errors import (
     UsageError,
     from_nvml,
 )
+from migctl.ops import journal
 from migctl.ops.lifecycle import _ci_layout, existing_instances
 from migctl.ops.lock import host_lock
-from migctl.paths import state_dir
-from migctl.sim.state import atomic_write_json, ensure_private_dir
 
 # -- planning ----------------------------------------------------------------------------
 
@@ -186,74 +183,14 @@ def refuse(node_plan: NodePlan) -> MigctlError:
 # -- the journal -------------------------------------------------------------------------
 
 
-def journal_dir() -> Path:
-    return ensure_private_dir(state_dir() / "journal")
-
-
-def _target_json(t: Target) -> dict[str, Any]:
-    return {
-        "mig_enabled": t.mig_enabled,
-        "instances": [
-            {
-                "profile_id": i.profile_id,
-                "placement": None if i.placement is None else [i.placement.start, i.placement.size],
-                "compute": None if i.compute is None else list(i.compute),
-            }
-            for i in t.instances
-        ],
-    }
-
-
-def _target_from(data: dict[str, Any]) -> Target:
-    return Target(
-        mig_enabled=bool(data["mig_enabled"]),
-        instances=tuple(
-            TargetInstance(
-                int(i["profile_id"]),
-                None if i["placement"] is None else Placement(*i["placement"]),
-                None if i["compute"] is None else tuple(i["compute"]),
-            )
-            for i in data["instances"]
-        ),
-    )
-
-
 def before_target(g: GpuPlan) -> Target:
     """The GPU's layout before apply, as a target pinned to the same placements."""
-    return Target(
-        mig_enabled=g.mig_before,
-        instances=tuple(TargetInstance(e.profile_id, e.placement, tuple(sorted(e.compute))) for e in g.before),
-    )
+    return journal.pinned(g.mig_before, g.before)
 
 
 def _journal(g: GpuPlan, config: str) -> Path:
-    path = journal_dir() / f"gpu-{g.gpu}.json"
     assert g.target is not None
-    atomic_write_json(
-        path,
-        {
-            "gpu": g.gpu,
-            "config": config,
-            "pid": os.getpid(),
-            "started": time.time(),
-            "target": _target_json(g.target),
-            "before": _target_json(before_target(g)),
-        },
-    )
-    return path
-
-
-def pending_journals() -> list[dict[str, Any]]:
-    out = []
-    directory = state_dir() / "journal"
-    if not directory.exists():
-        return []
-    for p in sorted(directory.glob("gpu-*.json")):
-        try:
-            out.append(json.loads(p.read_text()))
-        except (OSError, ValueError):
-            p.unlink(missing_ok=True)
-    return out
+    return journal.write(g.gpu, config, g.target, before_target(g))
 
 
 # -- executing ---------------------------------------------------------------------------
@@ -502,20 +439,20 @@ def apply(
 def recover_locked(node: Node) -> list[dict[str, Any]]:
     """Finish (or, failing that, roll back) every apply a crash left in the journal."""
     done = []
-    for entry in pending_journals():
+    for entry in journal.pending():
         index = int(entry["gpu"])
-        path = journal_dir() / f"gpu-{index}.json"
+        path = journal.journal_dir() / f"gpu-{index}.json"
         if index >= len(node.gpus):
             path.unlink(missing_ok=True)
             continue
         gpu = node.gpus[index]
         try:
-            converge(gpu, _target_from(entry["target"]))
+            converge(gpu, journal.target_from(entry["target"]))
             result = "finished"
             detail = f"finished the interrupted apply of config {entry['config']!r}"
         except (pynvml.NVMLError, MigctlError) as exc:
             try:
-                converge(gpu, _target_from(entry["before"]))
+                converge(gpu, journal.target_from(entry["before"]))
             except (pynvml.NVMLError, MigctlError) as again:
                 done.append({"gpu": index, "result": "failed", "detail": f"{exc}; rollback failed too: {again}"})
                 continue

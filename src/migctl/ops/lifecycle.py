@@ -10,16 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pynvml
 
 from migctl.core.geometry import GiProfile, GpuGeometry, Placement
-from migctl.core.layout import ExistingInstance, PlanRefusal, TargetInstance
+from migctl.core.layout import ExistingInstance, PlanRefusal, Target, TargetInstance
 from migctl.core.planner import plan
 from migctl.device import Gpu, GpuInstance, Node, ProcessInfo
 from migctl.errors import (
     InsufficientResourcesError,
+    Interrupted,
     InUseError,
     MigctlError,
     NotSupportedError,
@@ -27,7 +29,7 @@ from migctl.errors import (
     UsageError,
     from_nvml,
 )
-from migctl.ops import leases
+from migctl.ops import journal, leases
 from migctl.ops.lock import host_lock
 
 # -- helpers -----------------------------------------------------------------------------
@@ -141,6 +143,11 @@ class _Undo:
     def created_ci(self, ci: Any) -> None:
         self.steps.append(("ci", ci))
 
+    def made(self) -> str:
+        """What would be undone, in words ("2 GPU instance(s) and 2 compute instance(s)")."""
+        gis = sum(1 for kind, _ in self.steps if kind == "gi")
+        return _undo_made(gis, len(self.steps) - gis)
+
     def rollback(self) -> list[str]:
         problems = []
         for kind, obj in reversed(self.steps):
@@ -158,17 +165,20 @@ def _undo_made(gis: int, cis: int) -> str:
     return " and ".join(parts)
 
 
-def _rolled_back(exc: pynvml.NVMLError, action: str, undo: _Undo, gpu: Gpu) -> MigctlError:
-    gis = sum(1 for kind, _ in undo.steps if kind == "gi")
-    cis = len(undo.steps) - gis
+def _undo_note(undo: _Undo, gpu: Gpu) -> tuple[str, bool]:
+    """Roll back, and say what happened; the flag is whether the rollback was complete."""
+    made = undo.made()
     problems = undo.rollback()
     if problems:
-        note = "rollback incomplete: " + "; ".join(problems) + f"; inspect with migctl status -i {gpu.index}"
-    elif not _undo_made(gis, cis):
-        note = "nothing had been created yet; nothing changed"
-    else:
-        note = f"the {_undo_made(gis, cis)} this command had created were destroyed again; nothing changed"
-    return from_nvml(exc, action, hint=note, rolled_back=not problems)
+        return "rollback incomplete: " + "; ".join(problems) + f"; inspect with migctl status -i {gpu.index}", False
+    if not made:
+        return "nothing had been created yet; nothing changed", True
+    return f"the {made} this command had created were destroyed again; nothing changed", True
+
+
+def _rolled_back(exc: pynvml.NVMLError, action: str, undo: _Undo, gpu: Gpu) -> MigctlError:
+    note, complete = _undo_note(undo, gpu)
+    return from_nvml(exc, action, hint=note, rolled_back=complete)
 
 
 # -- create ------------------------------------------------------------------------------
@@ -242,30 +252,61 @@ def create(
     """
     with host_lock(wait_s):
         plans = [(gpu, plan_creates(gpu, requests, placement)) for gpu in gpus]
+        what = "migctl create " + " ".join(f"{key}:{count}" for key, count in requests)
+        journals = [_journal_create(gpu, steps, compute_instance, what) for gpu, steps in plans]
         undo = _Undo()
         made: list[CreatedInstance] = []
-        for gpu, steps in plans:
-            for prof, where in steps:
-                try:
-                    gi = gpu.create_gpu_instance(prof.id, where)
-                except pynvml.NVMLError as exc:
-                    raise _rolled_back(exc, f"creating {prof.name} at {where} on GPU {gpu.index}", undo, gpu) from None
-                undo.created_gi(gi)
-                item = CreatedInstance(gpu.index, gi.id, prof.name, prof.id, {"start": where.start, "size": where.size})
-                if compute_instance:
-                    default = gi.default_ci_profile()
-                    try:
-                        if default is None:
-                            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
-                        ci = gi.create_compute_instance(default.id)
-                    except pynvml.NVMLError as exc:
-                        raise _rolled_back(
-                            exc, f"creating the compute instance in GI {gi.id} on GPU {gpu.index}", undo, gpu
-                        ) from None
-                    undo.created_ci(ci)
-                    item.compute_instance_id, item.compute_profile, item.uuid = ci.id, ci.profile, ci.uuid
-                made.append(item)
+        keep_journals = False
+        try:
+            for gpu, steps in plans:
+                for prof, where in steps:
+                    made.append(_create_one(gpu, prof, where, compute_instance, undo))
+        except _Failed as failed:
+            err = _rolled_back(failed.exc, failed.action, undo, failed.gpu)
+            keep_journals = not err.details.get("rolled_back", False)
+            raise err from None
+        except (KeyboardInterrupt, SystemExit):
+            note, complete = _undo_note(undo, plans[0][0])
+            keep_journals = not complete
+            raise Interrupted("interrupted: " + note + ("" if complete else "; then run migctl recover")) from None
+        finally:
+            if not keep_journals:
+                for path in journals:
+                    path.unlink(missing_ok=True)
         return made
+
+
+class _Failed(Exception):
+    def __init__(self, exc: pynvml.NVMLError, action: str, gpu: Gpu) -> None:
+        self.exc, self.action, self.gpu = exc, action, gpu
+
+
+def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: bool, undo: _Undo) -> CreatedInstance:
+    try:
+        gi = gpu.create_gpu_instance(prof.id, where)
+    except pynvml.NVMLError as exc:
+        raise _Failed(exc, f"creating {prof.name} at {where} on GPU {gpu.index}", gpu) from None
+    undo.created_gi(gi)
+    item = CreatedInstance(gpu.index, gi.id, prof.name, prof.id, {"start": where.start, "size": where.size})
+    if compute_instance:
+        default = gi.default_ci_profile()
+        try:
+            if default is None:
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+            ci = gi.create_compute_instance(default.id)
+        except pynvml.NVMLError as exc:
+            raise _Failed(exc, f"creating the compute instance in GI {gi.id} on GPU {gpu.index}", gpu) from None
+        undo.created_ci(ci)
+        item.compute_instance_id, item.compute_profile, item.uuid = ci.id, ci.profile, ci.uuid
+    return item
+
+
+def _journal_create(gpu: Gpu, steps: list[tuple[GiProfile, Placement]], compute_instance: bool, what: str) -> Path:
+    """Journal the create, so a ``kill -9`` half-way is finished by ``migctl recover``."""
+    current = existing_instances(gpu, busy_all=True)
+    before = journal.pinned(True, current)
+    adds = tuple(TargetInstance(prof.id, where, None if compute_instance else ()) for prof, where in steps)
+    return journal.write(gpu.index, what, Target(True, before.instances + adds), before)
 
 
 # -- compute instances --------------------------------------------------------------------
