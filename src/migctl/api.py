@@ -99,9 +99,9 @@ class Node:
             self._node, chosen, gi_ids=gi, ci_ids=ci, uuids=uuid, everything=everything, wait_s=wait_s
         )
 
-    def reset(self, gpus: str | int, *, wait_s: float | None = None) -> list[ResetOutcome]:
-        """``migctl reset``: GPU reset so a pending MIG mode takes effect."""
-        return lifecycle.reset(self._node, self.select(gpus), wait_s=wait_s)
+    def reset(self, gpus: str | int, *, force: bool = False, wait_s: float | None = None) -> list[ResetOutcome]:
+        """``migctl reset``: GPU reset so a pending MIG mode takes effect (``force``: even if none is)."""
+        return lifecycle.reset(self._node, self.select(gpus), force=force, wait_s=wait_s)
 
     def close(self) -> None:
         self._node.close()

@@ -17,7 +17,7 @@ exit   class               meaning
 8      DriverError         no driver, or the driver failed
 9      LockTimeoutError    another migctl holds the host lock
 10     MismatchError       ``migctl assert``: the node differs from the layout
-130                        interrupted (Ctrl-C)
+130    Interrupted         Ctrl-C or SIGTERM; what the command had created was undone
 =====  ==================  ====================================================================
 """
 

@@ -55,7 +55,7 @@ def mode(
                 )
 
     emit({"gpus": [asdict(o) for o in outcomes]}, render, json_out)
-    code = lifecycle.mode_exit_code(outcomes)
+    code = lifecycle.mode_exit_code(outcomes, explicit=gpus is not None)
     if code:
         raise typer.Exit(code)
 
@@ -63,12 +63,15 @@ def mode(
 @app.command()
 def reset(
     gpus: str = typer.Option(..., "-i", "--id", help="GPUs to reset."),
+    force: bool = typer.Option(
+        False, "--force", help="Reset even if nothing is pending (destroys the GPU's instances)."
+    ),
     wait: float = WAIT_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Reset GPUs so a pending MIG mode takes effect (nvidia-smi --gpu-reset). Refuses GPUs in use."""
     node = STATE.node()
-    outcomes = lifecycle.reset(node, node.select(gpus), wait_s=wait)
+    outcomes = lifecycle.reset(node, node.select(gpus), force=force, wait_s=wait)
 
     def render(console: Console, data: dict[str, Any]) -> None:
         for o in data["gpus"]:

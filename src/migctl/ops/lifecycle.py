@@ -604,8 +604,13 @@ def set_mig_mode(
     return outcomes
 
 
-def mode_exit_code(outcomes: list[ModeOutcome]) -> int:
-    results = {o.result for o in outcomes}
+def mode_exit_code(outcomes: list[ModeOutcome], *, explicit: bool = True) -> int:
+    """The exit code for ``migctl mode``. GPUs that are not MIG-capable only fail the command
+    when the user named them (``explicit``) or no GPU is MIG-capable; on a mixed node without
+    ``-i`` they are reported and skipped, so automation sees success when every MIG GPU got its
+    mode."""
+    capable = [o for o in outcomes if o.result != "not_supported"]
+    results = {o.result for o in (outcomes if explicit or not capable else capable)}
     if "refused" in results:
         return InUseError.exit_code
     if "pending" in results:
@@ -621,8 +626,14 @@ class ResetOutcome:
     mig: dict[str, bool] | None
 
 
-def reset(node: Node, gpus: Sequence[Gpu], *, wait_s: float | None = None) -> list[ResetOutcome]:
-    """``nvidia-smi --gpu-reset``: makes a pending MIG mode take effect. Refused with processes."""
+def reset(
+    node: Node, gpus: Sequence[Gpu], *, force: bool = False, wait_s: float | None = None
+) -> list[ResetOutcome]:
+    """``nvidia-smi --gpu-reset``: makes a pending MIG mode take effect. Refused with processes.
+
+    A reset also destroys every GPU instance. Where no mode change is pending it would only do
+    that, so it is refused (naming the instances) unless ``force``.
+    """
     with host_lock(wait_s):
         busy = [(g, g.processes()) for g in gpus]
         named = [f"GPU {g.index}: " + ", ".join(p.describe() for p in procs) for g, procs in busy if procs]
@@ -631,6 +642,18 @@ def reset(node: Node, gpus: Sequence[Gpu], *, wait_s: float | None = None) -> li
                 "refusing to reset GPUs in use: " + "; ".join(named),
                 hint="stop those processes first; nothing was reset",
             )
+        if not force:
+            wiped = []
+            for g in gpus:
+                mode = g.mig_mode()
+                gis = g.gpu_instances()
+                if gis and mode is not None and not mode.is_pending:
+                    wiped.append(f"GPU {g.index} ({', '.join(f'GI {gi.id} {gi.profile}' for gi in gis)})")
+            if wiped:
+                raise InUseError(
+                    "a reset would only destroy instances (no MIG mode change is pending): " + "; ".join(wiped),
+                    hint="destroy them with migctl destroy --all, or pass --force; nothing was reset",
+                )
         out = []
         for gpu in gpus:
             try:
