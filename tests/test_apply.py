@@ -530,6 +530,16 @@ def test_a_failing_apply_start_hook_stops_apply_before_any_change(migctl: Cli, t
     assert [p for p, _ in _log(log)] == ["apply-exit"]  # apply-exit still runs; nothing in between
 
 
+def test_a_failing_apply_exit_hook_fails_an_apply_that_otherwise_succeeded(migctl: Cli, tmp_path: Path) -> None:
+    s = Sim(migctl, "h20x2")
+    log = tmp_path / "hooks.log"
+    hooks = _hooks_file(tmp_path, log, fail_at="apply-exit")
+    r = s("apply", "--layout", BALANCED, "-k", hooks)
+    assert r.code == 1  # as in mig-parted: the apply itself worked, its exit hook did not
+    assert "apply-exit hook failed (exit 3)" in r.out
+    assert s.ok("assert", "--layout", BALANCED).out.count("matches") == 2  # the layout was applied
+
+
 # -- assert and export ----------------------------------------------------------------------
 
 
@@ -547,6 +557,18 @@ def test_assert_exits_0_when_the_node_matches_and_10_with_each_gpus_difference(m
     data = r.json()
     assert data["matches"] is False
     assert data["gpus"] == [{"gpu": 0, "differences": []}, {"gpu": 1, "differences": ["missing 1x 1g.12gb"]}]
+
+
+def test_assert_fails_on_a_mig_gpu_no_entry_covers_as_mig_parted_does(migctl: Cli, tmp_path: Path) -> None:
+    s = Sim(migctl, "h20x2")
+    only_gpu0 = write(
+        tmp_path / "one.yaml",
+        "version: v1\nmig-configs:\n  first:\n    - devices: [0]\n      mig-enabled: false\n",
+    )
+    r = s("assert", "-f", only_gpu0, "-c", "first")
+    assert r.code == 10
+    assert "GPU 0: matches" in r.out
+    assert "GPU 1: differs: no entry of config 'first' covers this GPU" in r.out
 
 
 def _without_ids(status: dict[str, Any]) -> Any:

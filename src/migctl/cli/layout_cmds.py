@@ -246,11 +246,15 @@ def apply_cmd(
                 console.print(
                     f"GPU {o['gpu']}: {o['result']}" + (f": {o['detail']}" if o["detail"] else ""), markup=False
                 )
+        for h in d["hooks"]:
+            if h["point"] == "apply-exit" and h["exit_code"] != 0:
+                console.print(f"apply-exit hook failed (exit {h['exit_code']}): {h['command']}", markup=False)
 
     emit(data, render, json_out)
     if not report.ok:
         results = {o.result for o in report.outcomes}
-        raise typer.Exit(7 if results <= {"pending", "applied", "unchanged", "skipped"} else 1)
+        raise typer.Exit(7 if "pending" in results and results <= {"pending", "applied", "unchanged", "skipped"}
+                         else 1)
 
 
 @app.command("assert")

@@ -60,6 +60,7 @@ class GpuPlan:
     before: list[ExistingInstance] = field(default_factory=list)
     mig_before: bool = False
     geometry: GpuGeometry | None = None
+    uncovered: bool = False  # MIG-capable, but no entry of the config covers it
 
     @property
     def changes(self) -> bool:
@@ -152,10 +153,11 @@ def plan_node(
             plans.append(plan_gpu(gpu, resolve_entry(spec, fact)))
         return NodePlan(config, source, plans)
     selection = select_config(spec, name, facts)
-    for gpu in gpus:
+    for gpu, fact in zip(gpus, facts, strict=True):
         target = selection.targets.get(gpu.index)
         if target is None:
-            plans.append(GpuPlan(gpu.index, gpu.name, None, note=selection.skipped.get(gpu.index, "left alone")))
+            note = selection.skipped.get(gpu.index, "left alone")
+            plans.append(GpuPlan(gpu.index, gpu.name, None, note=note, uncovered=fact.geometry is not None))
         else:
             plans.append(plan_gpu(gpu, target))
     return NodePlan(selection.config, source, plans)
@@ -365,8 +367,17 @@ class ApplyReport:
     hooks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def exit_hook_failed(self) -> bool:
+        return any(h["point"] == "apply-exit" and h["exit_code"] != 0 for h in self.hooks)
+
+    @property
     def ok(self) -> bool:
-        return all(o.result in ("applied", "unchanged", "skipped") for o in self.outcomes)
+        """Every GPU applied (or left as it should be), and no apply-exit hook failed.
+
+        As in mig-parted, a failing ``apply-exit`` hook fails an apply that otherwise succeeded.
+        """
+        done = all(o.result in ("applied", "unchanged", "skipped") for o in self.outcomes)
+        return done and not self.exit_hook_failed
 
 
 def _hook(hooks: HooksSpec | None, point: str, env: dict[str, str], log: list[dict[str, Any]]) -> None:
@@ -477,6 +488,9 @@ def check(node_plan: NodePlan, node: Node) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for g in node_plan.gpus:
         if g.target is None:
+            # mig-parted's assert fails on a MIG-capable GPU that no entry covers.
+            if g.uncovered:
+                out[g.gpu] = [f"no entry of config {node_plan.config!r} covers this GPU"]
             continue
         gpu = node.gpus[g.gpu]
         mode = gpu.mig_mode()
