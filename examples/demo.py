@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ def step(title: str, note: str = "") -> None:
 
 
 def migctl(*args: str, expect: int = 0, show: bool = True, env: dict[str, str] | None = None) -> str:
-    print(f"{BOLD}$ migctl {shlex.join(args)}{RESET}")
+    if show:
+        print(f"{BOLD}$ migctl {shlex.join(args)}{RESET}")
     p = subprocess.run([*MIGCTL, *args], capture_output=True, text=True, env={**ENV, **(env or {})}, check=False)
     if show:
         sys.stdout.write(p.stdout)
@@ -74,6 +76,8 @@ def layouts() -> None:
     step("Applying it again changes nothing (no NVML call that mutates)")
     migctl("apply", "-f", LAYOUTS, "-c", "balanced", "-i", "0")
 
+    jobs()
+
     gpu0 = as_json("status", "-i", "0")["gpus"][0]
     busy = next(g for g in gpu0["gpu_instances"] if g["profile"] == "1g.12gb")
     uuid = busy["compute_instances"][0]["uuid"]
@@ -96,20 +100,69 @@ def layouts() -> None:
         stop_job(job)
     step("Export the layout as a config that apply reproduces exactly")
     migctl("export", "-i", "0")
+    doctor()
     step("Tear down")
     migctl("apply", "-f", LAYOUTS, "-c", "off")
 
 
+def jobs() -> None:
+    step(
+        "6-8. Run two CUDA programs in parallel, one per MIG instance",
+        "migctl run leases a free instance (exclusively, for the job's whole life) and starts the job with "
+        "CUDA_VISIBLE_DEVICES=MIG-<uuid> set before CUDA starts: the step the seed marked 'not achieved'.",
+    )
+    script = 'echo "$MIGCTL_PROFILE job sees CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"; sleep 1'
+    argv = [*MIGCTL, "run", "--on", "1g.12gb", "--", "sh", "-c", script]
+    print(f"{BOLD}$ migctl run --on 1g.12gb -- sh -c '...' &   (twice){RESET}")
+    started = time.monotonic()
+    pair = [subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    lines = [p.communicate()[0].strip() for p in pair]
+    took = time.monotonic() - started
+    print("\n".join(lines))
+    check(all(p.returncode == 0 for p in pair), "both jobs ran")
+    check(len({line.split("=")[-1] for line in lines}) == 2, "the two jobs got two different MIG devices")
+    print(f"{DIM}(both finished in {took:.1f} s: they ran side by side){RESET}")
+    step("One command per instance, with a summary", "migctl batch --each-instance runs it once on every instance")
+    migctl("batch", "--each-instance", "--on", "1g.12gb", "--logs", str(STATE / "logs"), "--",
+           "sh", "-c", "echo $MIGCTL_DEVICE_UUID")
+    step(
+        "The seed's PyTorch script, fixed",
+        "examples/train_on_mig.py calls migctl.use() before torch touches CUDA; without torch it prints the plan.",
+    )
+    p = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("train_on_mig.py"))],
+        env=ENV, capture_output=True, text=True, check=False,
+    )
+    print(p.stdout + p.stderr)
+    check(p.returncode == 0 and "MIG-" in p.stdout, "the example selected a MIG device")
+
+
+def doctor() -> None:
+    step("Health check", "Driver, MIG state per GPU, the fabric manager (H20 needs it), and a test on every instance.")
+    migctl("doctor", "-i", "0")
+    step("Without the fabric manager, CUDA cannot start on an HGX board: doctor says so, and how to fix it")
+    migctl("sim", "fabric-manager", "stop", show=False)
+    migctl("doctor", "-i", "0", expect=1)
+    migctl("sim", "fabric-manager", "start", show=False)
+
+
 def start_job(uuid: str) -> subprocess.Popen[bytes]:
-    """A stand-in for a training job holding a MIG device."""
-    job = subprocess.Popen(["sleep", "300"])
-    migctl("sim", "attach", "--pid", str(job.pid), "--uuid", uuid, "--memory", "4096", show=False)
+    """A long job holding one MIG device through migctl run."""
+    job = subprocess.Popen([*MIGCTL, "run", "--on", uuid, "--", "sleep", "300"], env=ENV)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        gpu0 = as_json("status", "-i", "0")["gpus"][0]
+        cis = [c for g in gpu0["gpu_instances"] for c in g["compute_instances"] if c["uuid"] == uuid]
+        if cis and cis[0]["processes"]:
+            return job
+        time.sleep(0.1)
+    failures.append("the job never showed up on its instance")
     return job
 
 
 def stop_job(job: subprocess.Popen[bytes]) -> None:
-    job.kill()
-    job.wait()
+    job.terminate()
+    job.wait(timeout=30)
 
 
 def main() -> int:
