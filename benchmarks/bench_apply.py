@@ -29,7 +29,7 @@ from migctl.config import load_path
 from migctl.device import Node, Nvml
 from migctl.ops import apply as ops
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
 SCENARIOS = ((None, "all-balanced"), ("all-balanced", "all-1g.12gb"), ("all-1g.12gb", "all-balanced"))
 TARGET_RATIO = 1.3
 

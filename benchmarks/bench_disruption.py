@@ -36,7 +36,7 @@ from migctl.core.layout import ExistingInstance, Plan, TargetInstance
 from migctl.core.planner import plan, wipe_plan
 from migctl.sim.catalog import model
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
 MODELS = ("h100-80gb", "h20")
 SEED = 20240611
 

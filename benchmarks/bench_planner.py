@@ -28,7 +28,7 @@ from migctl.device import Node, Nvml
 from migctl.ops import apply as ops
 from migctl.sim.catalog import models
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
 TARGET_MS = 50.0
 
 

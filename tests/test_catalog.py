@@ -8,8 +8,7 @@
   NVIDIA's default mig-parted config that targets the model (a brute-force placement search
   written here, independent of any planner, then replayed through ``GpuGeometry.can_place``).
 
-The reference lives beside the clone (``../shared/reference``); tests that need it skip
-cleanly when it is absent.
+The reference's observed rows are copied to ``tests/data/gpu-profiles.json`` (see its README).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import yaml
 from migctl.core.geometry import Engines, GpuGeometry, Occupant, Placement
 from migctl.sim.catalog import GiProfileSpec, ModelSpec, model, models
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parent / "data"  # a copy of shared/reference/gpu-profiles.json
 
 EXPECTED_KEYS = [
     "a100-40gb",
@@ -75,8 +74,6 @@ ROWS_NOT_CAPTURED = {"h20": {15, 14, 9, 5, 0}, "b200": {9, 5, 0}, "gb200": {9, 5
 
 @pytest.fixture(scope="module")
 def reference() -> Path:
-    if not (REFERENCE / "gpu-profiles.json").is_file():
-        pytest.skip(f"reference material not found at {REFERENCE}")
     return REFERENCE
 
 

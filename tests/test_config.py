@@ -35,7 +35,7 @@ from migctl.config.select import suggest
 from migctl.core.geometry import GiProfile, GpuGeometry, Placement
 from migctl.core.layout import Target, TargetInstance
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "shared/reference/mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parent / "data" / "mig-parted-config-default.yaml"
 
 
 def _geometry(names: list[str], gib: list[int]) -> GpuGeometry:
@@ -77,8 +77,6 @@ def _counts(target: Target, geometry: GpuGeometry) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def default_spec() -> MigSpec:
-    if not DEFAULT_FILE.exists():
-        pytest.skip(f"{DEFAULT_FILE} not present")
     return load_path(DEFAULT_FILE)
 
 

@@ -41,7 +41,7 @@ from migctl.ops import apply as ops
 from migctl.sim.catalog import models
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_FILE = REPO.parent / "shared" / "reference" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = REPO / "tests" / "data" / "mig-parted-config-default.yaml"
 
 
 @dataclass(frozen=True)
