@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import environ, print_table  # benchmarks/_common.py
 from migctl import sim
 from migctl.config import load_path
 from migctl.device import Node, Nvml
@@ -70,11 +71,10 @@ def main(argv: list[str]) -> int:
     latency = "realistic"
     reps = 1 if quick else 3
     singles = [0] if quick else list(range(gpus))
-    saved = os.environ.get("MIGCTL_STATE_DIR")
     rows = []
     met = True
     started = time.perf_counter()
-    try:
+    with environ(MIGCTL_STATE_DIR=None):  # measure() points it at each fresh node
         for start, target in SCENARIOS:
             # Interleaved, so that both see the same background load on a shared machine.
             runs: list[float] = []
@@ -104,11 +104,6 @@ def main(argv: list[str]) -> int:
                     "yes" if ok else "NO",
                 )
             )
-    finally:
-        if saved is None:
-            os.environ.pop("MIGCTL_STATE_DIR", None)
-        else:
-            os.environ["MIGCTL_STATE_DIR"] = saved
     header = (
         f"{spec}, latency {latency}",
         "sequential s",
@@ -119,10 +114,7 @@ def main(argv: list[str]) -> int:
         "concurrent / single",
         f"<= {TARGET_RATIO}",
     )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
     print(f"\n(concurrent: median of {reps}; {os.cpu_count()} CPUs; {time.perf_counter() - started:.1f} s in all)")
     return 0 if met else 1
 

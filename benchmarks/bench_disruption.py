@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
+from _common import print_table  # benchmarks/_common.py
 from migctl.config import GpuFacts, applies_to, load_path, select
 from migctl.core.geometry import GpuGeometry, Occupant
 from migctl.core.layout import ExistingInstance, Plan, TargetInstance
@@ -218,10 +219,7 @@ def main(argv: list[str]) -> int:
         "pairs where wipe destroys more",
         "wipe / migctl",
     )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(x) for x in row) + " |")
+    print_table(header, rows)
     print(f"\n({time.perf_counter() - started:.1f} s; default config file: {DEFAULT_FILE.name})")
     for line in failures[:20]:
         print("MISMATCH:", line)

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import environ  # benchmarks/_common.py
+
 SPEC = "h20x8"
 PROFILE = "1g.12gb"
 PER_GPU = 7
@@ -111,11 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="migctl-bench-") as tmp:
         state = Path(tmp) / "state"
-        saved = {k: os.environ.get(k) for k in ("MIGCTL_STATE_DIR", "MIGCTL_SIM", "MIGCTL_SIM_LATENCY")}
-        os.environ["MIGCTL_STATE_DIR"] = str(state)
-        os.environ["MIGCTL_SIM"] = SPEC
-        os.environ.pop("MIGCTL_SIM_LATENCY", None)
-        try:
+        with environ(MIGCTL_STATE_DIR=str(state), MIGCTL_SIM=SPEC, MIGCTL_SIM_LATENCY=None):
             uuids = make_node(state)
             n = len(uuids)
             ideal = jobs * seconds / n
@@ -124,12 +122,6 @@ def main(argv: list[str] | None = None) -> int:
             t_xargs = bench_xargs(uuids, jobs, seconds)
             t_api, costs, failed_api = bench_api(state, jobs, seconds, Path(tmp) / "logs-api")
             t_cli, summary = bench_cli(state, jobs, seconds, Path(tmp) / "logs-cli")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     rows = [
         ("ideal (jobs x s / devices)", ideal),

@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from _common import environ, print_table  # benchmarks/_common.py
 from migctl import sim
 from migctl.config import applies_to, load_path
 from migctl.core.planner import plan
@@ -40,9 +41,8 @@ def main(argv: list[str]) -> int:
     node_ms: dict[str, list[float]] = defaultdict(list)
     pure_ms: dict[str, list[float]] = defaultdict(list)
     targeted: dict[str, list[str]] = defaultdict(list)
-    saved = os.environ.get("MIGCTL_STATE_DIR")
     started = time.perf_counter()
-    try:
+    with environ(MIGCTL_STATE_DIR=None):
         for key, m in models().items():
             if not m.mig_capable:
                 continue
@@ -76,11 +76,6 @@ def main(argv: list[str]) -> int:
                                 plan(g.geometry, g.before, g.target.instances)
                         pure_ms[name].append((time.perf_counter() - began) * 1000)
                 node.close()
-    finally:
-        if saved is None:
-            os.environ.pop("MIGCTL_STATE_DIR", None)
-        else:
-            os.environ["MIGCTL_STATE_DIR"] = saved
     header = (
         "config",
         "models",
@@ -90,19 +85,26 @@ def main(argv: list[str]) -> int:
         "core.planner.plan max ms",
         f"median < {TARGET_MS:g} ms",
     )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
     met = True
+    rows = []
     for name in spec.names():
         if name not in node_ms:
             continue
         med = statistics.median(node_ms[name])
         ok = med < TARGET_MS
         met &= ok
-        print(
-            f"| `{name}` | {', '.join(targeted[name])} | {med:.1f} | {max(node_ms[name]):.1f} | "
-            f"{statistics.median(pure_ms[name]):.2f} | {max(pure_ms[name]):.2f} | {'yes' if ok else 'NO'} |"
+        rows.append(
+            (
+                f"`{name}`",
+                ", ".join(targeted[name]),
+                f"{med:.1f}",
+                f"{max(node_ms[name]):.1f}",
+                f"{statistics.median(pure_ms[name]):.2f}",
+                f"{max(pure_ms[name]):.2f}",
+                "yes" if ok else "NO",
+            )
         )
+    print_table(header, rows)
     every = [x for v in node_ms.values() for x in v]
     pure = [x for v in pure_ms.values() for x in v]
     print(

@@ -139,7 +139,7 @@ def _plan_lines(g: dict[str, Any]) -> list[str]:
             ("+", c["profile"], Placement(c["placement"]["start"], c["placement"]["size"])) for c in g.get("create", [])
         ]
         lines += [
-            "        " + str(slice_ruler(g["span"])).lstrip(" ").rjust(0),
+            "       " + str(slice_ruler(g["span"])),
             "before " + bar(before),
             "after  " + bar(after),
         ]

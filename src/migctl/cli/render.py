@@ -48,7 +48,8 @@ def slice_bar(span: int, instances: list[dict[str, Any]], *, label: str = "GI") 
 
 
 def slice_ruler(span: int) -> Text:
-    return Text(" " + "".join(str(s).center(CELL) for s in range(span)), style="dim")
+    # Each number sits over its cell's content (CELL - 1 wide), not over the cell's separator.
+    return Text(" " + "".join(str(s).center(CELL - 1) + " " for s in range(span)), style="dim")
 
 
 def render_status(console: Console, data: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pynvml
 
-from migctl.core.geometry import GiProfile, GpuGeometry, Placement
+from migctl.core.geometry import GiProfile, GpuGeometry, Occupant, Placement
 from migctl.core.layout import ExistingInstance, PlanRefusal, Target, TargetInstance
 from migctl.core.planner import plan
 from migctl.device import Gpu, GpuInstance, Node, ProcessInfo
@@ -104,19 +104,14 @@ def existing_instances(gpu: Gpu, busy_all: bool = False) -> list[ExistingInstanc
 def explain_space(gpu: Gpu, geometry: GpuGeometry) -> str:
     """What is free, and which instances hold the rest."""
     gis = gpu.gpu_instances()
-    free = geometry.free_slices([_occ(g) for g in gis])
+    occupants = [Occupant(g.profile_id, g.placement) for g in gis]
+    free = geometry.free_slices(occupants)
     held = "; ".join(f"GI {g.id} ({g.profile}) holds {g.placement}" for g in gis) or "no instances"
-    fits = [p.name for p in geometry.profiles if geometry.free_placements([_occ(g) for g in gis], p)]
+    fits = [p.name for p in geometry.profiles if geometry.free_placements(occupants, p)]
     return (
         f"free slices: {','.join(map(str, free)) or 'none'}; {held}; "
         f"what still fits alone: {', '.join(fits) or 'nothing'}"
     )
-
-
-def _occ(gi: GpuInstance) -> Any:
-    from migctl.core.geometry import Occupant
-
-    return Occupant(gi.profile_id, gi.placement)
 
 
 @dataclass
