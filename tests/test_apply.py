@@ -26,10 +26,9 @@ import pynvml
 import pytest
 import yaml
 
-import migctl
+from conftest import Cli, Sim
 from migctl.device import open_node
 
-Cli = Callable[..., Any]
 BALANCED = "3g.48gb,2g.24gb,1g.12gb:2"  # H20's all-balanced, inline
 NO_MUTATION = "create-gi=UNKNOWN,destroy-gi=UNKNOWN,create-ci=UNKNOWN,destroy-ci=UNKNOWN,set-mig-mode=UNKNOWN"
 
@@ -60,26 +59,6 @@ mig-configs:
       mig-devices:
         "4g.40gb": 1
 """
-
-
-class Sim:
-    """``migctl --sim SPEC ...`` on the test's private node, plus in-process snapshots."""
-
-    def __init__(self, cli: Cli, spec: str) -> None:
-        self.cli = cli
-        self.spec = spec
-
-    def __call__(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Any:
-        return self.cli("--sim", self.spec, *args, env=env, input=input)
-
-    def ok(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Any:
-        r = self(*args, env=env, input=input)
-        assert r.code == 0, f"migctl {' '.join(args)}: exit {r.code}\nstdout: {r.out}\nstderr: {r.err}"
-        return r
-
-    def status(self) -> dict[str, Any]:
-        with migctl.Node(sim=self.spec) as node:
-            return node.status()
 
 
 def shape(status: dict[str, Any]) -> list[Any]:

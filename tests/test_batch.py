@@ -32,7 +32,7 @@ def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     api.create("1g.12gb:3", gpus="0")
     api.create("2g.24gb", gpus="1")
     st = api.status()
-    return [ci["uuid"] for g in st["gpus"] for gi in g["gpu_instances"] for ci in gi["compute_instances"]]
+    return [ci.uuid for g in st.gpus for gi in g.gpu_instances for ci in gi.compute_instances]
 
 
 def write(path: Path, text: str) -> Path:

@@ -26,7 +26,7 @@ def h20(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     api.set_mig_mode(True, gpus="0")
     api.create("1g.12gb:2", gpus="0")
     st = api.status()
-    return [ci["uuid"] for g in st["gpus"] for gi in g["gpu_instances"] for ci in gi["compute_instances"]]
+    return [ci.uuid for g in st.gpus for gi in g.gpu_instances for ci in gi.compute_instances]
 
 
 def test_healthy_node_passes(migctl: Callable[..., Result], h20: list[str]) -> None:

@@ -26,56 +26,14 @@ import pynvml
 import pytest
 
 import migctl
+from conftest import Sim
 from migctl.core.geometry import Placement
 from migctl.device import open_node
 from migctl.errors import EXIT_CODES
+from migctl.records.inspect import MigModeState
 
 REPO = Path(__file__).resolve().parents[1]
-Cli = Callable[..., Any]  # the conftest fixture: runs migctl, returns code/out/err/.json()
 ME = psutil.Process().username()
-
-
-class Sim:
-    """``migctl --sim SPEC ...`` on the test's private node, plus in-process snapshots."""
-
-    def __init__(self, migctl_fixture: Cli, spec: str) -> None:
-        self._run = migctl_fixture
-        self.spec = spec
-
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Any:
-        return self._run("--sim", self.spec, *args, env=env)
-
-    def ok(self, *args: str, env: dict[str, str] | None = None) -> Any:
-        r = self(*args, env=env)
-        assert r.code == 0, f"migctl {' '.join(args)}: exit {r.code}\nstdout: {r.out}\nstderr: {r.err}"
-        return r
-
-    def json(self, *args: str, env: dict[str, str] | None = None) -> Any:
-        return self.ok(*args, "--json", env=env).json()
-
-    def status(self, gpus: str | None = None) -> dict[str, Any]:
-        """What ``migctl status --json`` prints (same function, called in-process)."""
-        with migctl.Node(sim=self.spec) as node:
-            return node.status(gpus)
-
-    def gpu(self, index: int = 0) -> dict[str, Any]:
-        return dict(self.status(str(index))["gpus"][0])
-
-    def create(self, *args: str) -> list[dict[str, Any]]:
-        return list(self.json("create", *args)["created"])
-
-
-@pytest.fixture
-def sim(migctl: Cli) -> Callable[..., Sim]:
-    """``sim(spec, enable="0")``: a fresh simulated node with MIG enabled on the given GPUs."""
-
-    def make(spec: str = "h20x8", enable: str | None = "0") -> Sim:
-        s = Sim(migctl, spec)
-        if enable is not None:
-            s.ok("mode", "enable", "-i", enable)
-        return s
-
-    return make
 
 
 @contextmanager
@@ -640,8 +598,8 @@ def test_python_api_walkthrough(state_dir: Path) -> None:
             (gi.gpu_instance_id, 1),
         ]
 
-        status = node.status(0)["gpus"][0]
-        assert len(status["gpu_instances"]) == 4
+        (status,) = node.status(0).gpus
+        assert len(status.gpu_instances) == 4
 
         done = node.destroy(gpus=0, everything=True)
         assert sum(d.compute_instance_id is None for d in done) == 4
@@ -682,7 +640,7 @@ def test_python_api_lock_timeout(state_dir: Path) -> None:
         with pytest.raises(migctl.LockTimeoutError, match=f"pid {holder.pid}") as locked:
             node.set_mig_mode(True, gpus=0, wait_s=0.2)
         assert locked.value.exit_code == 9
-        assert node.status(0)["gpus"][0]["mig"]["current"] is False  # reading never waits
+        assert node.status(0).gpus[0].mig == MigModeState(current=False, pending=False)  # reading never waits
 
 
 # --------------------------------------------------------------------------- interrupted creates

@@ -21,15 +21,23 @@ from typing import Any
 import psutil
 import pytest
 
+from conftest import Cli, Result
+
 SPEC = "h20x2"
 MIGCTL = [sys.executable, "-m", "migctl"]
-Result = Any  # conftest's Result: code, out, err, json()
+
+
+@pytest.fixture
+def migctl(migctl_process: Cli) -> Cli:
+    """``migctl run`` supervises real children writing to the real stdout: run it as a process."""
+    return migctl_process
 
 
 @pytest.fixture
 def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Make the node through the Python API; returns the MIG devices by short name."""
     import migctl
+    from migctl.records import to_data
 
     monkeypatch.setenv("MIGCTL_SIM", SPEC)
     api = migctl.Node(sim=SPEC)
@@ -37,7 +45,7 @@ def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     api.create("1g.12gb:2", gpus="0")
     api.create("2g.24gb", gpus="1")
     devs = {}
-    for g in api.status()["gpus"]:
+    for g in to_data(api.status())["gpus"]:
         for gi in g["gpu_instances"]:
             for ci in gi["compute_instances"]:
                 devs[f"{g['index']}:{gi['id']}"] = {

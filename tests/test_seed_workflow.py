@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import migctl
+from migctl.records import to_data
 
 SIM = ("--sim", "h20x8")
 Cli = Callable[..., Any]  # the conftest fixture: runs migctl, returns code/out/err/.json()
@@ -66,7 +67,7 @@ def gpu0(h20: Cli) -> dict[str, Any]:
 def snapshot() -> dict[str, Any]:
     """GPU 0 as ``status --json`` has it, read in-process (fast) to check that nothing changed."""
     with migctl.Node(sim="h20x8") as node:
-        return dict(node.status(0)["gpus"][0])
+        return dict(to_data(node.status(0))["gpus"][0])
 
 
 def test_seed_workflow_end_to_end(h20: Cli) -> None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from migctl.device import Gpu, open_node
 from migctl.ops import inspect, leases, lifecycle
 from migctl.ops.lifecycle import CreatedInstance, Destroyed, ModeOutcome, ResetOutcome
+from migctl.records.inspect import StatusReport
 
 
 class Node:
@@ -43,9 +43,9 @@ class Node:
     def select(self, gpus: str | int | None = None) -> list[Gpu]:
         return self._node.select(None if gpus is None else str(gpus))
 
-    def status(self, gpus: str | int | None = None) -> dict[str, Any]:
-        """What ``migctl status --json`` prints."""
-        return inspect.status(self._node, self.select(gpus), leases.holders())
+    def status(self, gpus: str | int | None = None) -> StatusReport:
+        """What ``migctl status`` shows (``--json`` prints this record)."""
+        return inspect.status(self._node, self.select(gpus), leases.holder_records())
 
     def set_mig_mode(
         self,

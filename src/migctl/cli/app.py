@@ -7,17 +7,19 @@ with the exit code of their class (see :mod:`migctl.errors`); ``--debug`` adds t
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import typer
 from rich.console import Console
 
 from migctl.device import Node, open_node
+from migctl.records import dumps
+
+R = TypeVar("R")
 
 app = typer.Typer(
     name="migctl",
@@ -38,6 +40,7 @@ class CliState:
     json: bool = False
     debug: bool = False
     wait: float | None = None
+    argv: list[str] = field(default_factory=list)
     _node: Node | None = field(default=None, repr=False)
 
     def node(self) -> Node:
@@ -45,24 +48,63 @@ class CliState:
             self._node = open_node(self.sim)
         return self._node
 
+    def reset(self, argv: list[str]) -> None:
+        """Forget everything a previous run in this process left (the CLI is run in-process by tests)."""
+        if self._node is not None:
+            self._node.close()
+        self.sim, self.json, self.debug, self.wait, self._node = None, "--json" in argv, False, None, None
+        self.argv = argv
+
 
 STATE = CliState()
-# Pipes and CI logs get a wide console, so tables read like nvidia-smi's instead of wrapping at 80.
-_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
-out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+
+
+class _Consoles:
+    """stdout and stderr consoles, made on first use (rich is imported only when output is drawn).
+
+    Markup and emoji are off: nothing from the driver, a file, a process or a user is ever read
+    as rich markup (a bus ID ``00000000:AB:00.0`` must not turn into an emoji). Pipes and CI logs
+    get a wide console, so tables read like nvidia-smi's instead of wrapping at 80.
+    """
+
+    def __init__(self) -> None:
+        self._out: Console | None = None
+        self._err: Console | None = None
+
+    def _make(self, stderr: bool) -> Console:
+        stream = sys.stderr if stderr else sys.stdout
+        width = None if stream.isatty() else int(os.environ.get("COLUMNS", "160"))
+        return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width, markup=False, emoji=False)
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = self._make(False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = self._make(True)
+        return self._err
+
+    def reset(self) -> None:
+        self._out = self._err = None
+
+
+consoles = _Consoles()
 
 
 def want_json(flag: bool) -> bool:
     return flag or STATE.json
 
 
-def emit(data: Any, render: Callable[[Console, Any], None], as_json: bool) -> None:
-    """Print ``data`` as JSON or through ``render``."""
+def emit(data: R, render: Callable[[Console, R], None], as_json: bool) -> None:
+    """Print a result: its JSON serialisation with ``--json``, else what ``render`` draws of it."""
     if want_json(as_json):
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        sys.stdout.write(dumps(data) + "\n")
     else:
-        render(out, data)
+        render(consoles.out, data)
 
 
 @app.callback()

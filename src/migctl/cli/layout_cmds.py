@@ -8,8 +8,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit, err, want_json
+from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, consoles, emit, want_json
 from migctl.cli.lifecycle_cmds import WAIT_OPTION
 from migctl.cli.render import slice_bar, slice_ruler
 from migctl.config import ConfigError, load_path, parse_layout
@@ -44,10 +45,7 @@ def _node_plan(file: str | None, name: str | None, layout: str | None, gpus: str
 
 
 def _bars(span: int, items: list[tuple[int, str, Any]]) -> Any:
-    return slice_bar(
-        span,
-        [{"id": i, "profile": name, "placement": {"start": p.start, "size": p.size}} for i, name, p in items],
-    )
+    return slice_bar(span, items)
 
 
 def _gpu_json(g: ops.GpuPlan) -> dict[str, Any]:
@@ -157,7 +155,7 @@ def _render_plan(console: Console, data: dict[str, Any]) -> None:
             groups.append(([g["gpu"]], g["name"], lines))
     for ids, name, lines in groups:
         label = f"GPU {ids[0]}" if len(ids) == 1 else f"GPUs {ids[0]}-{ids[-1]}"
-        console.print(f"[bold]{label}[/bold] ({name}):")
+        console.print(Text.assemble((label, "bold"), f" ({name}):"))
         for line in lines:
             console.print(f"    {line}", markup=False)
 
@@ -309,7 +307,7 @@ def export(
         for entry in export_spec(layout, name)["mig-configs"][name]:
             for pin in (entry.get("x-migctl") or {}).get("instances", []):
                 if "compute" in pin:
-                    err.print(
+                    consoles.err.print(
                         f"migctl: warning: --portable cannot express GPU {entry['devices'][0]}'s {pin['profile']} "
                         f"at slice {pin['placement']} with compute instances {', '.join(pin['compute'])}; "
                         f"the file asks for a {pin['profile']} with its default compute instance",

@@ -11,7 +11,7 @@ import pynvml
 import typer
 
 from migctl.cli import inspect_cmds, sim_cmds  # noqa: F401  (register commands)
-from migctl.cli.app import STATE, app, err
+from migctl.cli.app import STATE, app, consoles
 from migctl.errors import MigctlError, UsageError, from_nvml
 
 for _module in ("migctl.cli.lifecycle_cmds", "migctl.cli.layout_cmds", "migctl.cli.run_cmds"):
@@ -23,10 +23,10 @@ for _module in ("migctl.cli.lifecycle_cmds", "migctl.cli.layout_cmds", "migctl.c
 
 
 def _fail(exc: MigctlError, as_json: bool = False) -> int:
-    if as_json or STATE.json or "--json" in sys.argv:
+    if as_json or STATE.json or "--json" in STATE.argv:
         sys.stdout.write(json.dumps(exc.to_json(), indent=2) + "\n")
     else:
-        err.print(f"migctl: error: {exc}", markup=False, highlight=False)
+        consoles.err.print(f"migctl: error: {exc}", markup=False, highlight=False)
     if STATE.debug:
         traceback.print_exception(exc)
     return exc.exit_code
@@ -38,20 +38,23 @@ def _terminate(signum: int, frame: object) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run migctl; returns (and, as a console script, exits with) the documented exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    STATE.reset(args)
+    consoles.reset()
     cli = typer.main.get_command(app)
     # SIGTERM (systemd stop, kill) takes the same path as Ctrl-C, so a mutating command undoes
     # its partial work instead of dying half-way. run and batch block it and forward it.
-    signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = cli.main(args=argv, prog_name="migctl", standalone_mode=False)
+        result = cli.main(args=args, prog_name="migctl", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:
-        err.print("migctl: interrupted")
+        consoles.err.print("migctl: interrupted")
         code = 130
     except typer.TyperException as exc:  # click's usage errors (typer vendors click)
-        if "--json" in (argv if argv is not None else sys.argv):
+        if "--json" in args:
             code = _fail(UsageError(exc.format_message()), as_json=True)
         else:
             exc.show()  # type: ignore[attr-defined]
@@ -61,7 +64,7 @@ def run(argv: list[str] | None = None) -> int:
     except pynvml.NVMLError as exc:
         code = _fail(from_nvml(exc, "NVML call failed"))
     except KeyboardInterrupt:
-        err.print("migctl: interrupted")
+        consoles.err.print("migctl: interrupted")
         code = 130
     except Exception as exc:
         if STATE.debug:
@@ -70,8 +73,8 @@ def run(argv: list[str] | None = None) -> int:
             MigctlError(f"internal error: {type(exc).__name__}: {exc}", hint="rerun with --debug and report it")
         )
     finally:
-        if STATE._node is not None:
-            STATE._node.close()
+        STATE.reset([])
+        signal.signal(signal.SIGTERM, previous)
     if argv is None:
         sys.exit(code)
     return code

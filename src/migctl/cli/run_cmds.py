@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit, err, out, want_json
+from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, consoles, emit, want_json
 from migctl.errors import UsageError
 from migctl.ops import batch as batch_ops
 from migctl.ops import doctor as doctor_ops
@@ -43,7 +43,7 @@ def run(ctx: typer.Context) -> None:
     SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it. See docs/run.md.
     """
     opts, command = run_ops.parse_args(list(ctx.args))
-    code = run_ops.run(STATE.node(), command, opts, say=lambda text: err.print(f"migctl: {text}", markup=False))
+    code = run_ops.run(STATE.node(), command, opts, say=lambda text: consoles.err.print(f"migctl: {text}"))
     raise typer.Exit(code)
 
 
@@ -99,7 +99,7 @@ def batch(
         jobs = batch_ops.load_jobs(Path(args[0]), node, retries=retries, timeout=timeout)
     live = sys.stdout.isatty() and not want_json(json_out)
     result = batch_ops.run_batch(
-        node, jobs, logs_dir=logs, grace_s=grace, max_parallel=max_parallel, console=out if live else None
+        node, jobs, logs_dir=logs, grace_s=grace, max_parallel=max_parallel, console=consoles.out if live else None
     )
     emit(result.to_json(), batch_ops.render_summary, json_out)
     if result.exit_code:

@@ -34,6 +34,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from migctl.device import MigDeviceInfo, Node
 from migctl.device import system as node_system
@@ -366,22 +367,18 @@ _STYLE = {PASS: "green", WARN: "yellow", FAIL: "bold red"}
 
 def render(console: Console, data: dict[str, Any]) -> None:
     if data.get("simulated"):
-        console.print("[dim](simulated node)[/dim]")
+        console.print(Text("(simulated node)", style="dim"))
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("", "check", "result", "fix"):
         table.add_column(col)
     for c in data["checks"]:
         table.add_row(
-            f"[{_STYLE[c['status']]}]{c['status'].upper()}[/]", c["check"], _plain(c["message"]), _plain(c["fix"] or "")
+            Text(c["status"].upper(), style=_STYLE[c["status"]]), c["check"], c["message"], c["fix"] or ""
         )
     console.print(table)
     s = data["summary"]
     verdict = "all checks passed" if data["ok"] and not s[WARN] else ("no failures" if data["ok"] else "problems found")
     console.print(f"{verdict}: {s[PASS]} passed, {s[WARN]} warnings, {s[FAIL]} failed")
-
-
-def _plain(text: str) -> str:
-    return text.replace("[", "\\[")
 
 
 if __name__ == "__main__" and "--smoke" in sys.argv[1:]:

@@ -1,20 +1,43 @@
-"""Read-only views of the node, as plain JSON-ready dicts (the documented ``--json`` shapes).
+"""Read-only views of the node as typed records (:mod:`migctl.records.inspect`).
 
-The CLI renders these same dicts as tables, so what ``--json`` says and what the table shows
-cannot drift apart. Schemas: ``docs/json.md``.
+The CLI renders these same records as tables, and ``--json`` prints them, so the JSON and the
+table cannot disagree. None of these take the host lock.
+
+>>> from migctl.device import open_node
+>>> node = open_node(sim="h20x8")                                  # doctest: +SKIP
+>>> report = status(node, node.gpus, holders={})                   # doctest: +SKIP
+>>> report.gpus[0].name                                            # doctest: +SKIP
+'NVIDIA H20'
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from migctl.core.geometry import Occupant, Placement
-from migctl.device import Gpu, Node
+from migctl.core.geometry import Occupant
+from migctl.device import Gpu, Node, ProcessInfo
 from migctl.errors import NotSupportedError, UsageError
-
-
-def _placement(p: Placement) -> dict[str, int]:
-    return {"start": p.start, "size": p.size}
+from migctl.records.common import Holder, ProcessRecord
+from migctl.records.inspect import (
+    CiProfileRow,
+    CiProfilesReport,
+    ComputeInstanceStatus,
+    DevicesReport,
+    GpuDevices,
+    GpuInstanceStatus,
+    GpuPlacements,
+    GpuProfiles,
+    GpuStatus,
+    Memory,
+    MigDeviceRow,
+    MigModeState,
+    PlacementSlot,
+    PlacementsReport,
+    ProfilePlacements,
+    ProfileRow,
+    ProfilesReport,
+    StatusReport,
+)
 
 
 def _span(gpu: Gpu) -> int:
@@ -25,69 +48,60 @@ def occupants(gpu: Gpu) -> list[Occupant]:
     return [Occupant(gi.profile_id, gi.placement) for gi in gpu.gpu_instances()]
 
 
-def gpu_status(gpu: Gpu, holders: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def process_record(p: ProcessInfo) -> ProcessRecord:
+    return ProcessRecord(p.pid, p.user, p.command, p.used_memory_mib, p.gi_id, p.ci_id)
+
+
+def gpu_status(gpu: Gpu, holders: Mapping[str, Holder] | None = None) -> GpuStatus:
     """One GPU for ``migctl status``. ``holders`` maps MIG UUID -> lease holder (``migctl run``)."""
     mode = gpu.mig_mode()
     total, used = gpu.memory_mib()
-    procs = gpu.processes()
-    instances = []
-    for gi in gpu.gpu_instances():
-        cis = []
-        for ci in gi.compute_instances():
-            entry: dict[str, Any] = {
-                "id": ci.id,
-                "profile_id": ci.profile_id,
-                "profile": ci.profile,
-                "placement": _placement(ci.placement),
-                "uuid": ci.uuid,
-                "processes": [
-                    {"pid": p.pid, "user": p.user, "command": p.command, "used_memory_mib": p.used_memory_mib}
-                    for p in procs
-                    if p.gi_id == gi.id and p.ci_id == ci.id
-                ],
-            }
-            if holders is not None:
-                entry["holder"] = holders.get(ci.uuid)
-            cis.append(entry)
-        instances.append(
-            {
-                "id": gi.id,
-                "profile_id": gi.profile_id,
-                "profile": gi.profile,
-                "placement": _placement(gi.placement),
-                "compute_instances": cis,
-            }
+    procs = [process_record(p) for p in gpu.processes()]
+    held = holders or {}
+    instances = tuple(
+        GpuInstanceStatus(
+            id=gi.id,
+            profile_id=gi.profile_id,
+            profile=gi.profile,
+            placement=gi.placement,
+            compute_instances=tuple(
+                ComputeInstanceStatus(
+                    id=ci.id,
+                    profile_id=ci.profile_id,
+                    profile=ci.profile,
+                    placement=ci.placement,
+                    uuid=ci.uuid,
+                    processes=tuple(
+                        p for p in procs if p.gpu_instance_id == gi.id and p.compute_instance_id == ci.id
+                    ),
+                    holder=held.get(ci.uuid),
+                )
+                for ci in gi.compute_instances()
+            ),
         )
-    return {
-        "index": gpu.index,
-        "uuid": gpu.uuid,
-        "name": gpu.name,
-        "pci_device_id": f"0x{gpu.pci_device_id:08X}",
-        "bus_id": gpu.bus_id,
-        "memory": {"total_mib": total, "used_mib": used},
-        "mig_capable": mode is not None,
-        "mig": None if mode is None else {"current": mode.current, "pending": mode.pending},
-        "slices": _span(gpu) if mode is not None else 0,
-        "gpu_instances": instances,
-        "processes": [
-            {
-                "pid": p.pid,
-                "user": p.user,
-                "command": p.command,
-                "used_memory_mib": p.used_memory_mib,
-                "gpu_instance_id": p.gi_id,
-                "compute_instance_id": p.ci_id,
-            }
-            for p in procs
-        ],
-    }
+        for gi in gpu.gpu_instances()
+    )
+    return GpuStatus(
+        index=gpu.index,
+        uuid=gpu.uuid,
+        name=gpu.name,
+        pci_device_id=f"0x{gpu.pci_device_id:08X}",
+        bus_id=gpu.bus_id,
+        memory=Memory(total_mib=total, used_mib=used),
+        mig_capable=mode is not None,
+        mig=None if mode is None else MigModeState(current=mode.current, pending=mode.pending),
+        slices=_span(gpu) if mode is not None else 0,
+        gpu_instances=instances,
+        processes=tuple(procs),
+    )
 
 
-def status(node: Node, gpus: list[Gpu], holders: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"simulated": node.is_simulator, "gpus": [gpu_status(g, holders) for g in gpus]}
+def status(node: Node, gpus: Sequence[Gpu], holders: Mapping[str, Holder] | None = None) -> StatusReport:
+    """``migctl status`` (``nvidia-smi`` plus ``mig -lgi``/``-lci``): every GPU, its instances and users."""
+    return StatusReport(simulated=node.is_simulator, gpus=tuple(gpu_status(g, holders) for g in gpus))
 
 
-def profiles(gpus: list[Gpu]) -> dict[str, Any]:
+def profiles(gpus: Sequence[Gpu]) -> ProfilesReport:
     """``nvidia-smi mig -lgip``: per GPU, every GPU-instance profile with free/total instances."""
     out = []
     for gpu in gpus:
@@ -95,37 +109,40 @@ def profiles(gpus: list[Gpu]) -> dict[str, Any]:
         for p in gpu.profiles():
             free = gpu.remaining_capacity(p.id)
             rows.append(
-                {
-                    "id": p.id,
-                    "name": p.name,
-                    "instances_free": free if free is not None else 0,
-                    "instances_total": p.instance_count,
-                    "memory_mib": p.memory_mib,
-                    "p2p": p.p2p,
-                    "sm": p.sm,
-                    "dec": p.dec,
-                    "enc": p.enc,
-                    "ce": p.ce,
-                    "jpeg": p.jpeg,
-                    "ofa": p.ofa,
-                    "placements": [_placement(x) for x in p.placements],
-                }
+                ProfileRow(
+                    id=p.id,
+                    name=p.name,
+                    instances_free=free if free is not None else 0,
+                    instances_total=p.instance_count,
+                    memory_mib=p.memory_mib,
+                    p2p=p.p2p,
+                    sm=p.sm,
+                    dec=p.dec,
+                    enc=p.enc,
+                    ce=p.ce,
+                    jpeg=p.jpeg,
+                    ofa=p.ofa,
+                    placements=p.placements,
+                )
             )
         mode = gpu.mig_mode()
         out.append(
-            {
-                "index": gpu.index,
-                "name": gpu.name,
-                "mig_capable": mode is not None,
-                "mig_enabled": bool(mode and mode.current),
-                "profiles": rows,
-            }
+            GpuProfiles(
+                index=gpu.index,
+                name=gpu.name,
+                mig_capable=mode is not None,
+                mig_enabled=bool(mode and mode.current),
+                profiles=tuple(rows),
+            )
         )
-    return {"gpus": out}
+    return ProfilesReport(gpus=tuple(out))
 
 
-def placements(gpus: list[Gpu], profile: str | None) -> dict[str, Any]:
-    """``nvidia-smi mig -lgipp``, plus which placements are free now (by the driver's rules)."""
+def placements(gpus: Sequence[Gpu], profile: str | int | None = None) -> PlacementsReport:
+    """``nvidia-smi mig -lgipp``, plus which placements are free now (by the driver's rules).
+
+    ``profile`` (a name such as ``1g.12gb`` or an ID) limits the answer to one profile.
+    """
     out = []
     for gpu in gpus:
         geometry = gpu.geometry()
@@ -141,29 +158,21 @@ def placements(gpus: list[Gpu], profile: str | None) -> dict[str, Any]:
                     hint="its profiles are: " + ", ".join(f"{p.name} (ID {p.id})" for p in geometry.profiles),
                 )
             chosen = (found,)
-        rows = [
-            {
-                "id": p.id,
-                "name": p.name,
-                "placements": [
-                    {**_placement(x), "free": enabled and geometry.can_place(occ, p, x)} for x in p.placements
-                ],
-            }
+        rows = tuple(
+            ProfilePlacements(
+                id=p.id,
+                name=p.name,
+                placements=tuple(
+                    PlacementSlot(x.start, x.size, enabled and geometry.can_place(occ, p, x)) for x in p.placements
+                ),
+            )
             for p in chosen
-        ]
-        out.append(
-            {
-                "index": gpu.index,
-                "name": gpu.name,
-                "mig_capable": mode is not None,
-                "mig_enabled": enabled,
-                "profiles": rows,
-            }
         )
-    return {"gpus": out}
+        out.append(GpuPlacements(gpu.index, gpu.name, mode is not None, enabled, rows))
+    return PlacementsReport(gpus=tuple(out))
 
 
-def ci_profiles(gpu: Gpu, gi_id: int) -> dict[str, Any]:
+def ci_profiles(gpu: Gpu, gi_id: int) -> CiProfilesReport:
     """``nvidia-smi mig -lcip -i GPU -gi ID``."""
     require_mig_capable(gpu)
     mode = gpu.mig_mode()
@@ -178,49 +187,41 @@ def ci_profiles(gpu: Gpu, gi_id: int) -> dict[str, Any]:
         raise UsageError(
             f"GPU {gpu.index} has no GPU instance {gi_id}", hint=f"its GPU instances are: {ids} (see migctl status)"
         )
-    rows = [
-        {
-            "id": p.id,
-            "name": p.name,
-            "instances_free": gi.ci_remaining_capacity(p.id),
-            "instances_total": p.instance_count,
-            "default": p.is_default,
-            "sm": p.sm,
-            "dec": p.dec,
-            "enc": p.enc,
-            "ofa": p.ofa,
-            "ce": p.ce,
-            "jpeg": p.jpeg,
-            "placements": [_placement(x) for x in p.placements],
-        }
+    rows = tuple(
+        CiProfileRow(
+            id=p.id,
+            name=p.name,
+            instances_free=gi.ci_remaining_capacity(p.id),
+            instances_total=p.instance_count,
+            default=p.is_default,
+            sm=p.sm,
+            dec=p.dec,
+            enc=p.enc,
+            ce=p.ce,
+            jpeg=p.jpeg,
+            ofa=p.ofa,
+            placements=p.placements,
+        )
         for p in gi.ci_profiles()
-    ]
-    return {"index": gpu.index, "gpu_instance_id": gi.id, "gpu_instance_profile": gi.profile, "profiles": rows}
+    )
+    return CiProfilesReport(index=gpu.index, gpu_instance_id=gi.id, gpu_instance_profile=gi.profile, profiles=rows)
 
 
-def devices(gpus: list[Gpu]) -> dict[str, Any]:
+def devices(gpus: Sequence[Gpu]) -> DevicesReport:
     """``nvidia-smi -L``: GPUs and their MIG devices with UUIDs."""
-    return {
-        "gpus": [
-            {
-                "index": g.index,
-                "name": g.name,
-                "uuid": g.uuid,
-                "mig_devices": [
-                    {
-                        "index": m.index,
-                        "uuid": m.uuid,
-                        "gpu_instance_id": m.gi_id,
-                        "compute_instance_id": m.ci_id,
-                        "profile": m.profile,
-                        "memory_mib": m.memory_mib,
-                    }
-                    for m in g.mig_devices()
-                ],
-            }
+    return DevicesReport(
+        gpus=tuple(
+            GpuDevices(
+                index=g.index,
+                name=g.name,
+                uuid=g.uuid,
+                mig_devices=tuple(
+                    MigDeviceRow(m.index, m.uuid, m.gi_id, m.ci_id, m.profile, m.memory_mib) for m in g.mig_devices()
+                ),
+            )
             for g in gpus
-        ]
-    }
+        )
+    )
 
 
 def require_mig_capable(gpu: Gpu) -> None:

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import psutil
 
 from migctl.errors import InUseError
 from migctl.paths import state_dir
+from migctl.records.common import Holder, InheritedFrom
 from migctl.sim.state import ensure_private_dir
 
 
@@ -234,6 +236,36 @@ def holders() -> dict[str, dict[str, Any]]:
         if info is not None:
             out[uuid] = info
     return out
+
+
+def as_holder(info: Mapping[str, Any]) -> Holder:
+    """A lease record (or an NVML process seen on a device) as a typed :class:`Holder`."""
+
+    def num(value: Any) -> float | None:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def pid(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    parent = info.get("inherited_from")
+    return Holder(
+        pid=pid(info.get("pid")),
+        command=str(info.get("command", "?")),
+        since=num(info.get("since")),
+        source="nvml" if info.get("source") == "nvml" else "lease",
+        job=str(info["job"]) if info.get("job") is not None else None,
+        launcher=pid(info.get("launcher")),
+        inherited_from=(
+            InheritedFrom(pid(parent.get("pid")), str(parent.get("command", "?")), num(parent.get("since")))
+            if isinstance(parent, dict)
+            else None
+        ),
+    )
+
+
+def holder_records() -> dict[str, Holder]:
+    """Every lease held now, by MIG UUID, as typed records."""
+    return {uuid: as_holder(info) for uuid, info in holders().items()}
 
 
 def busy_error(uuid: str, info: dict[str, Any]) -> InUseError:

@@ -1,0 +1,59 @@
+"""Records shared by several commands: processes on a GPU and who holds a MIG device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from migctl.records.base import Record
+
+
+@dataclass(frozen=True)
+class ProcessRecord(Record):
+    """A compute process NVML lists, with what the OS says about it."""
+
+    pid: int
+    """Process ID (in the host's PID namespace)."""
+    user: str
+    """Owner, or ``?`` when the OS would not say."""
+    command: str
+    """Command line, or ``?``."""
+    used_memory_mib: int | None
+    """GPU memory it uses, when NVML reports it."""
+    gpu_instance_id: int | None = None
+    """The GPU instance it runs in (``null`` outside MIG)."""
+    compute_instance_id: int | None = None
+    """The compute instance it runs in (``null`` outside MIG)."""
+
+    def describe(self) -> str:
+        """``pid 4242 (alice: python train.py)``."""
+        return f"pid {self.pid} ({self.user}: {self.command})"
+
+
+@dataclass(frozen=True)
+class InheritedFrom(Record):
+    """The launcher that took a lease and has since exited, leaving its child holding it."""
+
+    pid: int | None
+    command: str
+    since: float | None
+
+
+@dataclass(frozen=True)
+class Holder(Record):
+    """Who holds a MIG device: a migctl lease, or a process NVML lists without one."""
+
+    pid: int | None
+    """The holding process (for a lease: the job, once started; else the launcher)."""
+    command: str
+    """Its command line."""
+    since: float | None
+    """When it took the device (epoch seconds)."""
+    source: Literal["lease", "nvml"] = "lease"
+    """``lease``: a migctl lease (run, batch, ``migctl.use``); ``nvml``: a process NVML lists on the device."""
+    job: str | None = None
+    """The batch job's name, for a lease taken by ``migctl batch``."""
+    launcher: int | None = None
+    """The pid of the migctl process that started the job."""
+    inherited_from: InheritedFrom | None = None
+    """Set when the recorded holder has exited and a process it started still holds the lease."""
