@@ -318,6 +318,8 @@ def test_node_batch_takes_typed_jobs_and_returns_the_report(node: list[str], tmp
         assert seen and seen[0].total == 3 and seen[-1].done <= 3  # the live view's feed
         with pytest.raises(UsageError, match=r"job 'x': .*no MIG device matches"):
             api.batch([job(["true"], name="x", on="9g.99gb")], logs_dir=tmp_path / "never")
+        with pytest.raises(UsageError, match="not a string"):
+            api.batch(["sh", "-c", "true"], logs_dir=tmp_path / "never")  # a command, not a list of jobs
         with pytest.raises(UsageError, match="duplicate job name 'x'"):
             api.batch([job(["true"], name="x"), job(["true"], name="x")], logs_dir=tmp_path / "never")
         jobs_file = tmp_path / "jobs.yaml"

@@ -246,7 +246,8 @@ class Node:
         attempts and device; the summary with ``exit_code``).
 
         Raises: :class:`~migctl.errors.UsageError` for a bad jobs file (``file:line: key:
-        message``) or a job whose target or command does not exist, before anything runs;
+        message``), a job whose target or command does not exist, or a duplicate job name,
+        before anything runs;
         :class:`~migctl.errors.NotSupportedError` without MIG devices.
 
         Replaces: ``xargs -P``/GNU parallel with ``CUDA_VISIBLE_DEVICES`` handed out by hand;
@@ -255,12 +256,18 @@ class Node:
         from pathlib import Path
 
         from migctl.config.jobs import JobSpec, job
+        from migctl.errors import UsageError
         from migctl.ops import batch as batch_ops
         from migctl.ops import jobs as jobs_ops
 
         if isinstance(jobs, (str, os.PathLike)):
             ready = jobs_ops.load_jobs(Path(jobs), self._node, retries=retries, timeout=timeout)
         else:
+            if any(isinstance(j, str) for j in jobs):
+                raise UsageError(
+                    "batch(jobs): each job is a JobSpec or an argv list, not a string",
+                    hint='e.g. node.batch([["python", "train.py"]]) or node.batch("jobs.yaml")',
+                )
             specs = [j if isinstance(j, JobSpec) else job(j) for j in jobs]
             ready = jobs_ops.ready(self._node, specs, retries=retries, timeout=timeout)
         return batch_ops.run_batch(

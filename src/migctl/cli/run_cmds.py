@@ -16,7 +16,6 @@ from typer.core import TyperCommand
 
 from migctl.cli import run_args
 from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, consoles, emit, want_json
-from migctl.config.target import parse_target
 from migctl.errors import Interrupted, MigctlError, UsageError
 from migctl.records import dumps
 
@@ -94,6 +93,7 @@ class _RunCommand(TyperCommand):
 
 def run_request(command: list[str] | None, on: str | None, wait: str | None, no_wait: bool) -> RunRequest:
     """The typed request ``run``'s options make (click has parsed them)."""
+    from migctl.config.target import parse_target
     from migctl.ops.run import RunRequest
 
     return RunRequest(run_args.command_of(command), parse_target(on), run_args.wait_seconds(wait, no_wait))
@@ -205,6 +205,7 @@ def batch(
     succeeded, 1 if any failed, 130/143 if interrupted. See docs/run.md.
     """
     from migctl.cli.run_views import LiveBatch, render_batch
+    from migctl.config.target import parse_target
     from migctl.ops import batch as batch_ops
     from migctl.ops import jobs as jobs_ops
 
