@@ -51,7 +51,8 @@ def make_node(state: Path) -> list[str]:
     node.set_mig_mode(True, gpus=None)
     node.create(f"{PROFILE}:{PER_GPU}", gpus=None)
     status = node.status()
-    return [ci["uuid"] for g in status["gpus"] for gi in g["gpu_instances"] for ci in gi["compute_instances"]]
+    node.close()
+    return [ci.uuid for g in status.gpus for gi in g.gpu_instances for ci in gi.compute_instances]
 
 
 def bench_xargs(uuids: list[str], jobs: int, seconds: float) -> float:
@@ -66,20 +67,22 @@ def bench_xargs(uuids: list[str], jobs: int, seconds: float) -> float:
 
 def bench_api(state: Path, jobs: int, seconds: float, logs: Path) -> tuple[float, list[float], int]:
     """The scheduler in this process: wall time, per-launch costs, failed jobs."""
+    from migctl.config.jobs import job
     from migctl.device import open_node
-    from migctl.ops import batch, launch
+    from migctl.ops import batch
+    from migctl.ops.jobs import ready
 
     node = open_node(SPEC)
     try:
-        devices = launch.inventory(node)
         argv = _sleep_argv(seconds)
-        work = [batch.make_job(f"job-{i}", argv, devices) for i in range(jobs)]
+        work = ready(node, [job(argv, name=f"job-{i}") for i in range(jobs)])
+        scheduler = batch.Batch(node, work, logs_dir=logs)
         t0 = time.perf_counter()
-        result = batch.run_batch(node, work, logs_dir=logs)
+        report = scheduler.run()
         wall = time.perf_counter() - t0
     finally:
         node.close()
-    return wall, result.launch_costs, len(result.failed)
+    return wall, scheduler.launch_costs, len(report.failed)
 
 
 def bench_cli(state: Path, jobs: int, seconds: float, logs: Path) -> tuple[float, dict[str, Any]]:

@@ -1,7 +1,8 @@
 """``migctl batch``: jobs in parallel on MIG devices, retries, timeouts, Ctrl-C, bad jobs files.
 
 The node is a simulated 2x H20 with four MIG devices (GPU 0: three 1g.12gb, GPU 1: one 2g.24gb),
-made through the Python API; batches run through the CLI with real child processes.
+made through the Python API; batches run through the CLI (in-process, with real child
+processes), and through ``migctl.Node.batch``. Ctrl-C and the live view need a real process.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psutil
 import pytest
 
+from conftest import Cli
+from migctl.records.schema import by_command, command_schema
+
 SPEC = "h20x2"
-Result = Any  # conftest's Result: code, out, err, json()
 
 
 @pytest.fixture
@@ -32,7 +35,12 @@ def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     api.create("1g.12gb:3", gpus="0")
     api.create("2g.24gb", gpus="1")
     st = api.status()
+    api.close()
     return [ci.uuid for g in st.gpus for gi in g.gpu_instances for ci in gi.compute_instances]
+
+
+def validate(document: Any) -> None:
+    jsonschema.validate(document, command_schema(by_command()["batch"].record), cls=jsonschema.Draft202012Validator)
 
 
 def write(path: Path, text: str) -> Path:
@@ -40,14 +48,21 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def gone(pid: int, within: float = 5.0) -> bool:
+    """``pid`` has exited (or does within ``within`` s: a SIGKILLed process dies when next scheduled)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
-def test_jobs_run_in_parallel_one_per_device(migctl: Callable[..., Result], node: list[str], tmp_path: Path) -> None:
+def test_jobs_run_in_parallel_one_per_device(migctl: Cli, node: list[str], tmp_path: Path) -> None:
     jobs = write(
         tmp_path / "jobs.yaml",
         "jobs:\n"
@@ -62,6 +77,7 @@ def test_jobs_run_in_parallel_one_per_device(migctl: Callable[..., Result], node
     elapsed = time.monotonic() - t0
     assert r.code == 0, r.err
     data = r.json()
+    validate(data)
     assert data["summary"]["succeeded"] == 4 and data["summary"]["exit_code"] == 0
     assert data["summary"]["wall_s"] < 1.8  # four 1-s jobs on four devices: about one job's time
     assert elapsed < 4
@@ -75,7 +91,7 @@ def test_jobs_run_in_parallel_one_per_device(migctl: Callable[..., Result], node
 
 
 def test_crashing_job_is_retried_and_failures_set_the_exit_code(
-    migctl: Callable[..., Result], node: list[str], tmp_path: Path
+    migctl: Cli, node: list[str], tmp_path: Path
 ) -> None:
     counter = tmp_path / "count"
     jobs = write(
@@ -98,6 +114,7 @@ jobs:
     )
     r = migctl("batch", str(jobs), "--logs", str(tmp_path / "logs"), "--json")
     assert r.code == 1, r.err
+    validate(r.json())
     jobs_out = {j["name"]: j for j in r.json()["jobs"]}
     assert (jobs_out["flaky"]["status"], jobs_out["flaky"]["attempts"]) == ("succeeded", 2)
     assert jobs_out["flaky"]["history"][0]["exit_code"] == 1
@@ -118,7 +135,7 @@ jobs:
     assert "job-1" in r.out and "exit 3" in r.out and "1 failed" in r.out
 
 
-def test_timeout_kills_the_whole_process_group(migctl: Callable[..., Result], node: list[str], tmp_path: Path) -> None:
+def test_timeout_kills_the_whole_process_group(migctl: Cli, node: list[str], tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild"
     jobs = write(
         tmp_path / "jobs.yaml",
@@ -139,7 +156,7 @@ jobs:
     assert gone(grandchild)  # the job's own child died with it: the device is free
 
 
-def test_each_instance_runs_once_per_device(migctl: Callable[..., Result], node: list[str], tmp_path: Path) -> None:
+def test_each_instance_runs_once_per_device(migctl: Cli, node: list[str], tmp_path: Path) -> None:
     out = tmp_path / "seen"
     r = migctl(
         "batch", "--each-instance", "--logs", str(tmp_path / "logs"), "--json",
@@ -172,7 +189,7 @@ def test_each_instance_runs_once_per_device(migctl: Callable[..., Result], node:
     ],
 )
 def test_bad_jobs_file_is_one_line_with_file_and_line(
-    migctl: Callable[..., Result], node: list[str], tmp_path: Path, text: str, where: str, message: str
+    migctl: Cli, node: list[str], tmp_path: Path, text: str, where: str, message: str
 ) -> None:
     path = write(tmp_path / "jobs.yaml", text)
     r = migctl("batch", str(path))
@@ -215,4 +232,131 @@ def test_sigint_stops_launching_ends_jobs_and_prints_the_summary(
     assert len(list(pids.iterdir())) == 4  # nothing launched after Ctrl-C
     from migctl.ops import leases
 
-    assert leases.holders() == {}
+    assert leases.holder_records() == {}
+
+
+def test_bad_jobs_file_shapes(migctl: Cli, node: list[str], tmp_path: Path) -> None:
+    cases = {
+        "": "the file is empty; it needs a 'jobs:' list",
+        "# only a comment\n": "the file is empty; it needs a 'jobs:' list",
+        "jobs: []\n": "jobs: must not be empty",
+        "jobs:\n  - command: [x]\n    command: [y]\n": "jobs[0].command: duplicate key (first at line 2)",
+        "jobs:\n  - {name: a, command: [true]}\n  - {name: a, command: [true]}\n": "duplicate job name (also jobs[0])",
+        "jobs:\n  - {command: [true], target: '0:11', profile: 1g.12gb}\n": "give target or profile, not both",
+        "defaults: {env: {MIGCTL_PROFILE: x}}\njobs: [{command: [true]}]\n": (
+            "defaults.env.MIGCTL_PROFILE: set by migctl"
+        ),
+    }
+    for text, message in cases.items():
+        path = tmp_path / "jobs.yaml"
+        path.write_text(text)
+        r = migctl("batch", str(path), "--logs", str(tmp_path / "logs"))
+        assert r.code == 2, (text, r.err)
+        lines = r.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"migctl: error: {path}"), r.err
+        assert message in lines[0], (text, lines[0])
+    r = migctl("batch", str(tmp_path / "missing.yaml"))
+    assert r.code == 2 and "cannot read the jobs file" in r.err
+    assert not (tmp_path / "logs").exists()  # nothing ran
+
+
+def test_a_yaml_alias_bomb_is_refused_not_expanded(migctl: Cli, node: list[str], tmp_path: Path) -> None:
+    """Nine levels of nine aliases expand to 9**9 (387 million) nodes: the walker's budget stops it."""
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\njobs: [{command: [true]}]\n")
+    r = migctl("batch", str(path), "--logs", str(tmp_path / "logs"))
+    assert r.code == 2
+    assert "document too large (aliases expand to over" in r.err and str(path) in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    recursive = tmp_path / "loop.yaml"
+    recursive.write_text("jobs: &j [{command: [true], env: *j}]\n")
+    r = migctl("batch", str(recursive), "--logs", str(tmp_path / "logs"))
+    assert r.code == 2 and "recursive alias" in r.err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_each_instance_refuses_a_typo_before_anything_runs(migctl: Cli, node: list[str], tmp_path: Path) -> None:
+    r = migctl("batch", "--each-instance", "--logs", str(tmp_path / "logs"), "--", "no-such-program-xyz")
+    assert r.code == 127 and "command not found" in r.err
+    r = migctl("batch", "--each-instance", "--on", "9g.99gb", "--logs", str(tmp_path / "logs"), "--", "true")
+    assert r.code == 2 and "no MIG device matches" in r.err
+    r = migctl("batch", "--each-instance")
+    assert r.code == 2 and "no command given" in r.err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_node_batch_takes_typed_jobs_and_returns_the_report(node: list[str], tmp_path: Path) -> None:
+    import migctl
+    from migctl.config.jobs import job
+    from migctl.errors import UsageError
+    from migctl.records.batch import BatchProgress, BatchReport
+
+    seen: list[BatchProgress] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    with migctl.Node(sim=SPEC) as api:
+        report = api.batch(
+            [
+                job(["sh", "-c", f'echo "$CUDA_VISIBLE_DEVICES" > {out}/a; sleep 0.3'], name="a", on="2g.24gb"),
+                job(["sh", "-c", "exit 2"], name="b", on="1g.12gb", retries=1),
+                ["sh", "-c", f'echo "$CUDA_VISIBLE_DEVICES" > {out}/c'],  # a plain argv: any device
+            ],
+            logs_dir=tmp_path / "logs",
+            on_progress=seen.append,
+        )
+        assert isinstance(report, BatchReport)
+        jobs = {j.name: j for j in report.jobs}
+        assert set(jobs) == {"a", "b", "job-3"}
+        assert jobs["a"].status == "succeeded" and jobs["a"].instance is not None
+        assert jobs["a"].instance.profile == "2g.24gb" and (out / "a").read_text().strip() == jobs["a"].instance.uuid
+        assert (jobs["b"].status, jobs["b"].attempts, jobs["b"].exit_code) == ("failed", 2, 2)
+        assert (out / "c").read_text().strip() in node
+        assert report.summary.exit_code == 1 and [j.name for j in report.failed] == ["b"]
+        assert seen and seen[0].total == 3 and seen[-1].done <= 3  # the live view's feed
+        with pytest.raises(UsageError, match=r"job 'x': .*no MIG device matches"):
+            api.batch([job(["true"], name="x", on="9g.99gb")], logs_dir=tmp_path / "never")
+        with pytest.raises(UsageError, match="not a string"):
+            api.batch(["sh", "-c", "true"], logs_dir=tmp_path / "never")  # a command, not a list of jobs
+        with pytest.raises(UsageError, match="duplicate job name 'x'"):
+            api.batch([job(["true"], name="x"), job(["true"], name="x")], logs_dir=tmp_path / "never")
+        jobs_file = tmp_path / "jobs.yaml"
+        jobs_file.write_text("jobs:\n  - {name: f, command: [true], profile: 1g.12gb}\n")
+        from_file = api.batch(jobs_file, logs_dir=tmp_path / "logs2")
+        assert [(j.name, j.status) for j in from_file.jobs] == [("f", "succeeded")]
+    assert not (tmp_path / "never").exists()
+
+
+def test_live_view_on_a_terminal(node: list[str], tmp_path: Path, state_dir: Path) -> None:
+    """On a TTY the batch draws its progress while it runs, then the summary."""
+    import pty
+
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text("jobs:\n" + "".join("  - command: [sleep, '0.6']\n" for _ in range(3)))
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.environ.update(MIGCTL_STATE_DIR=str(state_dir), COLUMNS="160")
+            argv = [sys.executable, "-m", "migctl", "batch", str(jobs), "--logs", str(tmp_path / "l")]
+            os.execv(sys.executable, argv)  # noqa: S606
+        finally:
+            os._exit(127)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, screen
+    assert "running, 0 waiting" in screen and "done (" in screen  # the live view's head line
+    assert "3 jobs: 3 succeeded, 0 failed" in screen  # then the summary

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-Result = Any  # conftest's Result: code, out, err, json()
+from conftest import Cli
+from migctl.records.schema import by_command, command_schema
+
+
+def validate(document: Any) -> None:
+    jsonschema.validate(document, command_schema(by_command()["doctor"].record), cls=jsonschema.Draft202012Validator)
 
 
 def by_check(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -26,13 +31,15 @@ def h20(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     api.set_mig_mode(True, gpus="0")
     api.create("1g.12gb:2", gpus="0")
     st = api.status()
+    api.close()
     return [ci.uuid for g in st.gpus for gi in g.gpu_instances for ci in gi.compute_instances]
 
 
-def test_healthy_node_passes(migctl: Callable[..., Result], h20: list[str]) -> None:
+def test_healthy_node_passes(migctl: Cli, h20: list[str]) -> None:
     r = migctl("doctor", "--json")
     assert r.code == 0, r.out + r.err
     report = r.json()
+    validate(report)
     assert report["ok"] and report["summary"]["fail"] == 0 and report["summary"]["warn"] == 0
     assert {c["status"] for c in report["checks"]} == {"pass"}
     assert by_check(report, "driver")[0]["message"].startswith("driver 570.")
@@ -47,12 +54,13 @@ def test_healthy_node_passes(migctl: Callable[..., Result], h20: list[str]) -> N
 
 
 def test_fabric_manager_down_fails_with_the_fix_and_every_smoke_test_fails(
-    migctl: Callable[..., Result], h20: list[str]
+    migctl: Cli, h20: list[str]
 ) -> None:
     assert migctl("sim", "fabric-manager", "stop").code == 0
     r = migctl("doctor", "--json")
     assert r.code == 1
     report = r.json()
+    validate(report)
     fm = by_check(report, "fabric-manager")[0]
     assert fm["status"] == "fail"
     assert "not running" in fm["message"] and "802" in fm["message"]
@@ -70,7 +78,7 @@ def test_fabric_manager_down_fails_with_the_fix_and_every_smoke_test_fails(
     assert migctl("doctor", "--no-smoke").code == 0
 
 
-def test_mig_enabled_without_instances_fails(migctl: Callable[..., Result], h20: list[str]) -> None:
+def test_mig_enabled_without_instances_fails(migctl: Cli, h20: list[str]) -> None:
     assert migctl("mode", "enable", "-i", "1").code == 0
     report = migctl("doctor", "--json").json()
     (check,) = [c for c in by_check(report, "mig-instances") if c["gpu"] == 1]
@@ -80,7 +88,7 @@ def test_mig_enabled_without_instances_fails(migctl: Callable[..., Result], h20:
     assert not report["ok"]
 
 
-def test_pending_mig_mode_warns_with_the_reset(migctl: Callable[..., Result], state_dir: Path) -> None:
+def test_pending_mig_mode_warns_with_the_reset(migctl: Cli, state_dir: Path) -> None:
     # Ampere keeps an enable pending while a process uses the GPU (the seed's step 1).
     env = {"MIGCTL_SIM": "a100-40gb"}
     assert migctl("sim", "attach", "--pid", str(os.getpid()), "-i", "0", env=env).code == 0
@@ -94,3 +102,40 @@ def test_pending_mig_mode_warns_with_the_reset(migctl: Callable[..., Result], st
     assert "migctl reset -i 0" in pending["fix"]
     assert by_check(report, "fabric-manager")[0]["status"] == "pass"  # a lone A100: no NVSwitch
     assert r.code == 0  # a warning is not a failure
+
+
+def test_node_doctor_returns_typed_checks(h20: list[str]) -> None:
+    import migctl
+    from migctl.ops import leases
+    from migctl.records.doctor import Check, DoctorReport
+
+    lease = leases.try_acquire(h20[0], command="busy for the test")
+    try:
+        with migctl.Node(sim="h20x2") as api:
+            report = api.doctor(gpus=0, smoke_timeout=30)
+    finally:
+        if lease is not None:
+            lease.release()
+    assert isinstance(report, DoctorReport) and all(isinstance(c, Check) for c in report.checks)
+    assert report.ok and report.simulated
+    assert [c.gpu for c in report.checks if c.check == "mig"] == [0]  # only the GPU asked for
+    smoke = {c.uuid: c for c in report.checks if c.check == "smoke"}
+    assert set(smoke) == set(h20)
+    skipped, tested = smoke[h20[0]], smoke[h20[1]]
+    assert skipped.status == "warn" and "not tested, leased by pid" in skipped.message  # never waits for a busy one
+    assert skipped.fix == "run migctl doctor again when it is free"
+    assert tested.status == "pass" and tested.output[0] == f"CUDA_VISIBLE_DEVICES={h20[1]}"
+    assert report.summary == {"pass": len(report.checks) - 1, "warn": 1, "fail": 0}
+
+
+def test_without_a_driver_nvml_fails_first(migctl: Cli, state_dir: Path) -> None:
+    """No NVML at all: one failed check with the fix, not a traceback."""
+    from migctl.errors import DriverError
+    from migctl.ops import doctor
+
+    def no_driver() -> Any:
+        raise DriverError("NVML Shared Library Not Found", hint="install the driver")
+
+    report = doctor.diagnose(no_driver)
+    assert [(c.check, c.status, c.fix) for c in report.checks] == [("nvml", "fail", "install the driver")]
+    assert not report.ok and report.summary == {"pass": 0, "warn": 0, "fail": 1}

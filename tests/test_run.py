@@ -1,7 +1,8 @@
-"""``migctl run`` and ``migctl.use()``, driven as a user drives them: real processes, real signals.
+"""``migctl run``, ``migctl.use()`` and their Python API, driven as a user drives them.
 
 The node is a simulated 2x H20 (GPU 0: two 1g.12gb, GPU 1: one 2g.24gb) in the test's own
-state directory; commands run through the CLI in subprocesses.
+state directory. ``migctl`` runs in-process; what only a real process shows (signals, a
+killed migctl, a terminal, concurrent launchers, the child's own stdout) uses real processes.
 """
 
 from __future__ import annotations
@@ -16,25 +17,24 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import jsonschema
 import psutil
 import pytest
 
 from conftest import Cli, Result
+from migctl.records.common import Holder
+from migctl.records.schema import by_command, command_schema
 
 SPEC = "h20x2"
 MIGCTL = [sys.executable, "-m", "migctl"]
+T = TypeVar("T")
+Devices = dict[str, dict[str, Any]]
 
 
 @pytest.fixture
-def migctl(migctl_process: Cli) -> Cli:
-    """``migctl run`` supervises real children writing to the real stdout: run it as a process."""
-    return migctl_process
-
-
-@pytest.fixture
-def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Devices:
     """Make the node through the Python API; returns the MIG devices by short name."""
     import migctl
     from migctl.records import to_data
@@ -54,6 +54,7 @@ def node(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
                     "gi": gi["id"],
                     "profile": gi["profile"],
                 }
+    api.close()
     return devs
 
 
@@ -84,13 +85,13 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def holder(uuid: str) -> dict[str, Any] | None:
+def holder(uuid: str) -> Holder | None:
     from migctl.ops import leases
 
     return leases.holder(uuid)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+def wait_for(predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -98,6 +99,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
             return value
         time.sleep(0.02)
     raise AssertionError("timed out waiting")
+
+
+def child_holding(uuid: str, launcher: int) -> Holder:
+    """The lease holder of ``uuid`` once it is the launcher's child (not the launcher itself)."""
+
+    def found() -> Holder | None:
+        h = holder(uuid)
+        return h if h is not None and h.pid not in (None, launcher) else None
+
+    return wait_for(found)
 
 
 def read_line(p: subprocess.Popen[str], timeout: float) -> str:
@@ -115,6 +126,10 @@ def one_line_error(r: Result) -> str:
     return lines[0]
 
 
+def validate(command: str, document: Any) -> None:
+    jsonschema.validate(document, command_schema(by_command()[command].record), cls=jsonschema.Draft202012Validator)
+
+
 # A child that runs until the test creates a file (so nothing is left behind and timing is exact).
 def until(stop: Path) -> list[str]:
     return ["sh", "-c", 'while [ ! -e "$1" ]; do sleep 0.05; done', "sh", str(stop)]
@@ -123,8 +138,8 @@ def until(stop: Path) -> list[str]:
 # -- the child's environment and fate ------------------------------------------------------------
 
 
-def test_child_gets_the_device_environment(migctl: Callable[..., Result], node: dict[str, Any], tmp_path: Path) -> None:
-    dev = node["1:5"] if "1:5" in node else next(d for d in node.values() if d["profile"] == "2g.24gb")
+def test_child_gets_the_device_environment(migctl: Cli, node: Devices, tmp_path: Path) -> None:
+    dev = next(d for d in node.values() if d["profile"] == "2g.24gb")
     out = tmp_path / "env.json"
     script = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
     r = migctl("run", "--on", dev["uuid"], "--", sys.executable, "-c", script, str(out))
@@ -138,34 +153,39 @@ def test_child_gets_the_device_environment(migctl: Callable[..., Result], node: 
     assert env["MIGCTL_GPU_INSTANCE_ID"] == str(dev["gi"])
     assert env["MIGCTL_PROFILE"] == "2g.24gb"
     assert f"running on GPU {dev['gpu']} GI {dev['gi']}" in r.err  # says where it runs (stderr)
+    assert r.out == ""  # migctl itself writes nothing on stdout: it is the command's
 
 
-def test_exit_code_and_signal_death_propagate(migctl: Callable[..., Result], node: dict[str, Any]) -> None:
+def test_exit_code_and_signal_death_propagate(migctl: Cli, migctl_process: Cli, node: Devices) -> None:
     assert migctl("run", "-q", "--", "sh", "-c", "exit 7").code == 7
     assert migctl("run", "-q", "--", "sh", "-c", 'kill -KILL "$$"').code == 128 + 9
-    # argv, never a shell: the metacharacters reach the program untouched
-    r = migctl("run", "-q", "--", "printf", "%s|", "a b", "$HOME", ";", "*")
+    # argv, never a shell: the metacharacters reach the program untouched (its stdout: a real process)
+    r = migctl_process("run", "-q", "--", "printf", "%s|", "a b", "$HOME", ";", "*")
     assert (r.code, r.out) == (0, "a b|$HOME|;|*|")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_are_forwarded(
-    spawn: Callable[..., subprocess.Popen[str]], node: dict[str, Any], tmp_path: Path, sig: int
+    spawn: Callable[..., subprocess.Popen[str]], node: Devices, tmp_path: Path, sig: int
 ) -> None:
     marker = tmp_path / "marker"
+    record = tmp_path / "run.json"
     name = signal.Signals(sig).name.removeprefix("SIG")
     trap = f"trap 'echo {name} > \"$1\"; exit 3' {name}; while :; do sleep 0.05; done"
-    p = spawn("run", "-q", "--on", "0:11", "--", "sh", "-c", trap, "sh", str(marker))
+    p = spawn("run", "-q", "--on", "0:11", "--record", str(record), "--", "sh", "-c", trap, "sh", str(marker))
     uuid = node["0:11"]["uuid"]
-    child = wait_for(lambda: (holder(uuid) or {}).get("pid") not in (None, p.pid) and holder(uuid))
-    assert psutil.Process(child["pid"]).ppid() == p.pid
+    child = child_holding(uuid, p.pid)
+    assert child.pid is not None and psutil.Process(child.pid).ppid() == p.pid
     p.send_signal(sig)
     assert p.wait(timeout=10) == 3  # the child's exit code, after its trap ran
     assert marker.read_text().strip() == name
     assert holder(uuid) is None
+    report = json.loads(record.read_text())  # the record says what migctl passed on
+    assert report["forwarded"] == [signal.Signals(sig).name]
+    assert (report["exit_code"], report["signal"], report["pid"]) == (3, None, child.pid)
 
 
-def test_terminal_ctrl_c_reaches_the_child_once(node: dict[str, Any], state_dir: Path, tmp_path: Path) -> None:
+def test_terminal_ctrl_c_reaches_the_child_once(node: Devices, state_dir: Path, tmp_path: Path) -> None:
     """Ctrl-C on a terminal signals the whole foreground group: migctl must not pass it on again."""
     import pty
 
@@ -181,7 +201,7 @@ def test_terminal_ctrl_c_reaches_the_child_once(node: dict[str, Any], state_dir:
             os._exit(127)
     try:
         uuid = node["0:11"]["uuid"]
-        wait_for(lambda: (holder(uuid) or {}).get("command", "").startswith("sh -c"))
+        wait_for(lambda: (h := holder(uuid)) is not None and h.command.startswith("sh -c"))
         time.sleep(0.2)  # the trap is set
         os.write(fd, b"\x03")
         wait_for(lambda: count.exists())
@@ -198,13 +218,12 @@ def test_terminal_ctrl_c_reaches_the_child_once(node: dict[str, Any], state_dir:
 
 
 def test_no_wait_names_the_holder_and_wait_queues(
-    migctl: Callable[..., Result], spawn: Callable[..., subprocess.Popen[str]], node: dict[str, Any], tmp_path: Path
+    migctl: Cli, spawn: Callable[..., subprocess.Popen[str]], node: Devices, tmp_path: Path
 ) -> None:
     uuid = node["0:11"]["uuid"]
     stop = tmp_path / "stop"
     first = spawn("run", "-q", "--on", uuid, "--", *until(stop))
-    info = wait_for(lambda: (holder(uuid) or {}).get("pid") not in (None, first.pid) and holder(uuid))
-    child_pid = info["pid"]
+    child_pid = child_holding(uuid, first.pid).pid
 
     t0 = time.monotonic()
     r = migctl("run", "--no-wait", "--on", uuid, "--", "true")
@@ -229,12 +248,13 @@ def test_no_wait_names_the_holder_and_wait_queues(
 
 
 def test_lease_outlives_a_killed_migctl_but_not_its_child(
-    migctl: Callable[..., Result], spawn: Callable[..., subprocess.Popen[str]], node: dict[str, Any], tmp_path: Path
+    migctl: Cli, spawn: Callable[..., subprocess.Popen[str]], node: Devices, tmp_path: Path
 ) -> None:
     uuid = node["0:12"]["uuid"]
     stop = tmp_path / "stop"
     p = spawn("run", "-q", "--on", uuid, "--", *until(stop))
-    child_pid = wait_for(lambda: (holder(uuid) or {}).get("pid") not in (None, p.pid) and holder(uuid))["pid"]
+    child_pid = child_holding(uuid, p.pid).pid
+    assert child_pid is not None
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=10)
     assert psutil.pid_exists(child_pid)
@@ -246,12 +266,12 @@ def test_lease_outlives_a_killed_migctl_but_not_its_child(
 
 
 def test_running_child_is_a_process_on_its_device_and_blocks_destroy(
-    migctl: Callable[..., Result], spawn: Callable[..., subprocess.Popen[str]], node: dict[str, Any], tmp_path: Path
+    migctl: Cli, spawn: Callable[..., subprocess.Popen[str]], node: Devices, tmp_path: Path
 ) -> None:
     uuid = node["0:11"]["uuid"]
     stop = tmp_path / "stop"
     p = spawn("run", "-q", "--on", uuid, "--", *until(stop))
-    child_pid = wait_for(lambda: (holder(uuid) or {}).get("pid") not in (None, p.pid) and holder(uuid))["pid"]
+    child_pid = child_holding(uuid, p.pid).pid
 
     status = migctl("status", "--json").json()
     ci = next(
@@ -275,60 +295,153 @@ def test_running_child_is_a_process_on_its_device_and_blocks_destroy(
 # -- targets --------------------------------------------------------------------------------------
 
 
-def test_target_forms(migctl: Callable[..., Result], node: dict[str, Any]) -> None:
+def test_target_forms(migctl: Cli, node: Devices, tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+
     def where(*target: str) -> str:
-        r = migctl("run", "-q", *target, "--", "sh", "-c", 'echo "$MIGCTL_DEVICE_UUID $MIGCTL_PROFILE"')
+        script = 'echo "$MIGCTL_DEVICE_UUID $MIGCTL_PROFILE" > "$1"'
+        r = migctl("run", "-q", *target, "--", "sh", "-c", script, "sh", str(seen))
         assert r.code == 0, r.err
-        return r.out.strip()
+        return seen.read_text().strip()
 
     big = next(d for d in node.values() if d["profile"] == "2g.24gb")
     assert where("--on", "0:11") == f"{node['0:11']['uuid']} 1g.12gb"
-    assert where("--on", "2g.24gb") == f"{big['uuid']} 2g.24gb"
+    assert where("-o", "2g.24gb") == f"{big['uuid']} 2g.24gb"
+    assert where(f"--on={node['0:12']['uuid'][:13]}") == f"{node['0:12']['uuid']} 1g.12gb"  # a unique prefix
     assert where().split()[0] in {d["uuid"] for d in node.values()}
     r = migctl("run", "--on", "0:99", "--", "true")
     assert r.code == 2
     assert "0:99" in one_line_error(r) and "0:11, 0:12" in r.err  # says what exists
     r = migctl("run", "--", "no-such-program-xyz")
     assert r.code == 127 and "command not found" in one_line_error(r)
+    assert holder(node["0:11"]["uuid"]) is None  # a typo leased nothing
 
 
-def test_target_matching(node: dict[str, Any]) -> None:
+def test_target_matching(node: Devices) -> None:
+    from migctl.config.target import parse_target
     from migctl.device import open_node
     from migctl.errors import UsageError
-    from migctl.ops import launch, run
+    from migctl.ops import launch
 
     devices = launch.inventory(open_node(SPEC))
+
+    def match(text: str | None) -> list[str]:
+        return [d.uuid for d in launch.match_target(parse_target(text), devices)]
+
     uuid = node["0:12"]["uuid"]
-    assert [d.uuid for d in launch.match_target(uuid, devices)] == [uuid]
-    assert [d.uuid for d in launch.match_target(uuid.lower(), devices)] == [uuid]
-    assert [d.uuid for d in launch.match_target(uuid[:13], devices)] == [uuid]  # a unique prefix
-    assert [d.uuid for d in launch.match_target("0:12:0", devices)] == [uuid]
-    assert len(launch.match_target("1g.12gb", devices)) == 2
-    assert len(launch.match_target(None, devices)) == 3
+    assert match(uuid) == [uuid]
+    assert match(uuid.lower()) == [uuid]
+    assert match(uuid[:13]) == [uuid]  # a unique prefix
+    assert match("0:12:0") == [uuid]
+    assert len(match("1g.12gb")) == 2
+    assert len(match(None)) == 3
     for bad in ("MIG-00000000-0000", "0:99", "2:11", "3g.48gb", "7", "0:x"):
         with pytest.raises(UsageError) as info:
-            launch.match_target(bad, devices)
+            match(bad)
         assert bad in str(info.value)
 
-    opts, cmd = run.parse_args(["--on", "0:11", "--wait", "--", "python", "-u", "x.py"])
-    assert (opts.target, opts.wait, cmd) == ("0:11", None, ["python", "-u", "x.py"])
-    opts, cmd = run.parse_args(["--wait", "2.5", "python", "--on", "y"])  # options end at the command
-    assert (opts.target, opts.wait, cmd) == (None, 2.5, ["python", "--on", "y"])
-    opts, cmd = run.parse_args(["--wait=3", "true"])
-    assert opts.wait == 3.0
-    assert run.parse_args(["true"])[0].wait == 0.0  # --no-wait is the default
-    for bad_args in (["--on"], [], ["--wait", "--no-wait", "true"], ["--bogus", "true"], ["--wait", "-1", "x"]):
-        with pytest.raises(UsageError):
-            run.parse_args(bad_args)
 
-
-def test_no_mig_devices_is_explained(migctl: Callable[..., Result], state_dir: Path) -> None:
+def test_no_mig_devices_is_explained(migctl: Cli, state_dir: Path) -> None:
     r = migctl("--sim", "h20", "run", "--", "true")
     assert r.code == 3
     assert "no MIG devices" in one_line_error(r) and "migctl create" in r.err
 
 
-# -- migctl.use() -----------------------------------------------------------------------------------
+# -- migctl's record: --json on stderr, --record FILE -----------------------------------------------
+
+
+def test_json_record_goes_to_stderr_and_stdout_stays_the_commands(
+    migctl: Cli, migctl_process: Cli, node: Devices
+) -> None:
+    r = migctl_process("run", "--json", "--on", "0:12", "--", "sh", "-c", "echo job-out; echo job-err >&2; exit 4")
+    assert r.code == 4
+    assert r.out == "job-out\n"  # exactly the command's stdout
+    assert r.err.startswith("job-err\n")  # the command's stderr, then migctl's one document
+    report = json.loads(r.err.removeprefix("job-err\n"))
+    validate("run", report)
+    assert report["device"]["uuid"] == node["0:12"]["uuid"]
+    assert report["device"]["profile"] == "1g.12gb" and report["device"]["gpu_instance_id"] == node["0:12"]["gi"]
+    assert report["command"] == ["sh", "-c", "echo job-out; echo job-err >&2; exit 4"]
+    assert (report["exit_code"], report["signal"], report["forwarded"]) == (4, None, [])
+    assert report["duration_s"] >= 0 and report["waited_s"] >= 0 and report["started"] > 1e9
+    r = migctl("--json", "run", "-q", "--", "sh", "-c", 'kill -TERM "$$"')  # the global --json too
+    assert r.code == 143 and r.out == ""
+    report = json.loads(r.err)
+    assert (report["exit_code"], report["signal"]) == (143, "SIGTERM")
+
+
+def test_record_file_and_errors_in_the_same_place(migctl: Cli, node: Devices, tmp_path: Path) -> None:
+    record = tmp_path / "run.json"
+    r = migctl("run", "--record", str(record), "--on", "2g.24gb", "--", "true")
+    assert r.code == 0 and "running on" in r.err  # the notice still goes to stderr
+    report = json.loads(record.read_text())
+    validate("run", report)
+    assert report["device"]["profile"] == "2g.24gb" and report["exit_code"] == 0
+
+    r = migctl("run", "--record", str(record), "--on", "9g.99gb", "--", "true")  # migctl's own failure
+    assert r.code == 2
+    error = json.loads(record.read_text())
+    assert error["error"] == "usage" and "9g.99gb" in error["message"] and error["exit_code"] == 2
+
+    r = migctl("run", "--json", "--on", "0:99", "--", "true")  # with --json the error is on stderr
+    assert (r.code, r.out) == (2, "")
+    assert json.loads(r.err)["error"] == "usage"
+    r = migctl("run", "--json", "--bogus", "true")  # a command-line error too
+    assert (r.code, r.out) == (2, "") and "no such option" in json.loads(r.err)["message"]
+
+    r = migctl("run", "--record", str(tmp_path / "no" / "dir" / "x.json"), "--", "true")
+    assert r.code == 2 and "cannot write" in one_line_error(r)
+    assert holder(node["0:11"]["uuid"]) is None  # nothing ran
+
+
+def test_busy_error_in_json_names_the_holder(migctl: Cli, node: Devices) -> None:
+    from migctl.ops import leases
+
+    uuid = next(d["uuid"] for d in node.values() if d["gpu"] == 1)
+    lease = leases.try_acquire(uuid, command="held by the test")
+    assert lease is not None
+    try:
+        r = migctl("run", "--json", "--on", uuid, "--", "true")
+    finally:
+        lease.release()
+    assert r.code == 5 and r.out == ""
+    error = json.loads(r.err)
+    assert error["error"] == "in_use"
+    assert error["holder"]["uuid"] == uuid and error["holder"]["pid"] == os.getpid()
+    assert error["holder"]["command"] == "held by the test" and error["holder"]["source"] == "lease"
+
+
+# -- the Python API -----------------------------------------------------------------------------------
+
+
+def test_node_run_returns_the_record(node: Devices, tmp_path: Path) -> None:
+    import migctl
+    from migctl.errors import InUseError
+    from migctl.ops.child import CommandNotFoundError
+    from migctl.records.run import RunReport, RunStarting
+
+    events: list[object] = []
+    out = tmp_path / "uuid"
+    with migctl.Node(sim=SPEC) as api:
+        script = 'echo "$CUDA_VISIBLE_DEVICES" > "$1"; exit 6'
+        report = api.run(["sh", "-c", script, "sh", str(out)], on="0:11", on_event=events.append)
+        assert isinstance(report, RunReport)
+        assert report.exit_code == 6 and report.signal is None
+        assert report.device.uuid == node["0:11"]["uuid"] == out.read_text().strip()
+        assert [type(e) for e in events] == [RunStarting]
+        with pytest.raises(CommandNotFoundError) as missing:
+            api.run(["no-such-program-xyz"])
+        assert missing.value.exit_code == 127
+        with api.lease("0:12") as held:  # a lease for programs we start ourselves
+            assert held.device.uuid == node["0:12"]["uuid"] and held.env["CUDA_VISIBLE_DEVICES"] == held.device.uuid
+            busy = {d.uuid: d for d in api.devices()}[held.device.uuid]
+            assert busy.busy and busy.holder is not None and busy.holder.pid == os.getpid()
+            with pytest.raises(InUseError):
+                api.run(["true"], on="0:12")
+        assert holder(node["0:12"]["uuid"]) is None
+
+
+# -- migctl.use() and migctl.devices() --------------------------------------------------------------
 
 
 def python(code: str, **env: str) -> subprocess.Popen[str]:
@@ -344,7 +457,7 @@ def python(code: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
-def test_use_sets_the_variables_and_holds_the_lease(migctl: Callable[..., Result], node: dict[str, Any]) -> None:
+def test_use_sets_the_variables_and_holds_the_lease(migctl: Cli, node: Devices) -> None:
     p = python(
         """
         import json, os, sys
@@ -362,7 +475,8 @@ def test_use_sets_the_variables_and_holds_the_lease(migctl: Callable[..., Result
         assert seen["env"]["CUDA_VISIBLE_DEVICES"] == uuid and uuid.startswith("MIG-")
         assert seen["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
         assert seen["env"]["MIGCTL_PROFILE"] == "1g.12gb"
-        assert holder(uuid)["pid"] == p.pid
+        held = holder(uuid)
+        assert held is not None and held.pid == p.pid
         r = migctl("run", "--on", uuid, "--", "true")
         assert r.code == 5 and f"pid {p.pid}" in r.err
         listed = migctl("devices", "--json").json()  # and the devices list shows it unchanged
@@ -374,7 +488,31 @@ def test_use_sets_the_variables_and_holds_the_lease(migctl: Callable[..., Result
     assert holder(uuid) is None
 
 
-def test_use_refuses_once_cuda_is_initialised(node: dict[str, Any]) -> None:
+def test_devices_name_the_holder_as_a_typed_record(migctl: Cli, node: Devices) -> None:
+    import migctl as api
+    from migctl.ops import leases
+
+    leased, used = node["0:11"]["uuid"], node["0:12"]["uuid"]
+    lease = leases.try_acquire(leased, command="held by the test")
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        assert migctl("sim", "attach", "--pid", str(proc.pid), "--uuid", used).code == 0
+        found = {d.uuid: d for d in api.devices(sim=SPEC)}
+        by_lease, by_process = found[leased].holder, found[used].holder
+        assert isinstance(by_lease, Holder) and isinstance(by_process, Holder)
+        assert (by_lease.pid, by_lease.command, by_lease.source) == (os.getpid(), "held by the test", "lease")
+        assert (by_process.pid, by_process.source) == (proc.pid, "nvml") and "sleep" in by_process.command
+        assert found[leased].busy and found[used].busy
+        free = [d for d in found.values() if d.uuid not in (leased, used)]
+        assert free and all(not d.busy and d.holder is None for d in free)
+    finally:
+        if lease is not None:
+            lease.release()
+        proc.kill()
+        proc.wait()
+
+
+def test_use_refuses_once_cuda_is_initialised(node: Devices) -> None:
     p = python(
         """
         import sys, types
@@ -395,7 +533,7 @@ def test_use_refuses_once_cuda_is_initialised(node: dict[str, Any]) -> None:
     assert "before" in out and "migctl run" in out  # what to do instead
 
 
-def test_use_refuses_a_conflicting_cuda_visible_devices(node: dict[str, Any]) -> None:
+def test_use_refuses_a_conflicting_cuda_visible_devices(node: Devices) -> None:
     code = """
         import migctl, migctl.usage as usage
         try:
@@ -412,13 +550,13 @@ def test_use_refuses_a_conflicting_cuda_visible_devices(node: dict[str, Any]) ->
     assert out.strip() == f"uuid: {pinned}"  # one MIG device named: that one is leased
 
 
-def test_use_inside_migctl_run_takes_the_launchers_device(migctl: Callable[..., Result], node: dict[str, Any]) -> None:
+def test_use_inside_migctl_run_takes_the_launchers_device(migctl_process: Cli, node: Devices) -> None:
     code = "import migctl.usage as u; print(u.use().uuid)"
-    r = migctl("run", "-q", "--on", "0:12", "--", sys.executable, "-c", code)
+    r = migctl_process("run", "-q", "--on", "0:12", "--", sys.executable, "-c", code)
     assert (r.code, r.out.strip()) == (0, node["0:12"]["uuid"]), r.err
 
 
-def test_example_script_runs_without_torch(node: dict[str, Any]) -> None:
+def test_example_script_runs_without_torch(node: Devices) -> None:
     example = Path(__file__).resolve().parents[1] / "examples" / "train_on_mig.py"
     p = python(
         f"import runpy, sys; sys.argv = ['x', '--on', '2g.24gb']; runpy.run_path({str(example)!r}, run_name='__main__')"

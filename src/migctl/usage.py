@@ -22,34 +22,41 @@ import ctypes
 import os
 import sys
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import psutil
 
-from migctl.device import MigDeviceInfo, Node, open_node
+from migctl.config.target import Target, parse_target
+from migctl.device import Gpu, MigDeviceInfo, Node, open_node
 from migctl.device.process import ProcessRegistry
 from migctl.errors import UsageError
 from migctl.ops import launch, leases
+from migctl.records import Record
+from migctl.records.common import Holder
 
-__all__ = ["MigDevice", "devices", "release", "use"]
+__all__ = ["DeviceLease", "MigDevice", "devices", "release", "use"]
 
 
 @dataclass(frozen=True)
-class MigDevice:
-    """A MIG device: what ``nvidia-smi -L`` shows, plus who holds it.
+class MigDevice(Record):
+    """A MIG device: what ``nvidia-smi -L`` shows, plus who holds it (a typed record).
 
-    As returned by :func:`use` it is also a context manager that gives the lease back.
+    As returned by :func:`use` it is also a context manager that gives the lease back. It lives
+    here rather than in :mod:`migctl.records` because of that behaviour.
     """
 
     uuid: str
+    """The MIG device UUID (``CUDA_VISIBLE_DEVICES``)."""
     gpu: int
     gpu_instance_id: int
     compute_instance_id: int
     profile: str
     memory_mib: int
-    index: int  # the MIG device index on its GPU (nvidia-smi -L "Device N")
+    index: int
+    """The MIG device index on its GPU (``nvidia-smi -L`` "Device N")."""
     busy: bool = False
-    holder: dict[str, Any] | None = field(default=None, compare=False)
+    """Leased, or used by a process NVML lists on it."""
+    holder: Holder | None = field(default=None, compare=False)
+    """Who: the migctl lease, else the process NVML lists (``source: nvml``)."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -68,8 +75,8 @@ class MigDevice:
         )
 
     @classmethod
-    def _from(cls, m: MigDeviceInfo, busy: bool = False, holder: dict[str, Any] | None = None) -> MigDevice:
-        return cls(m.uuid, m.gpu_index, m.gi_id, m.ci_id, m.profile, m.memory_mib, m.index, busy, holder)
+    def _from(cls, m: MigDeviceInfo, holder: Holder | None = None) -> MigDevice:
+        return cls(m.uuid, m.gpu_index, m.gi_id, m.ci_id, m.profile, m.memory_mib, m.index, holder is not None, holder)
 
     def __enter__(self) -> MigDevice:
         return self
@@ -96,21 +103,37 @@ def devices(*, sim: str | None = None) -> list[MigDevice]:
     """
     node = open_node(sim)
     try:
-        held = leases.holders()
-        out = []
-        for gpu in node.gpus:
-            procs = gpu.processes()
-            for m in gpu.mig_devices():
-                holder = held.get(m.uuid)
-                if holder is None:
-                    p = next((p for p in procs if p.gi_id == m.gi_id and p.ci_id == m.ci_id), None)
-                    if p is not None:
-                        holder = {"uuid": m.uuid, "pid": p.pid, "command": p.command, "since": p.started}
-                        holder["source"] = "nvml"
-                out.append(MigDevice._from(m, holder is not None, holder))
-        return out
+        return list_devices(node)
     finally:
         node.close()
+
+
+def list_devices(node: Node) -> list[MigDevice]:
+    """:func:`devices` on an open node."""
+    held = leases.holder_records()
+    return [MigDevice._from(m, who) for gpu in node.gpus for m, who in device_holders(gpu, held)]
+
+
+# == BUSY DETECTION: who holds each MIG device of a GPU ============================================
+# The shared busy-instance module (ops/busy.py) is to take this over: switch list_devices to it
+# when merging, and delete this function.
+
+
+def device_holders(gpu: Gpu, held: dict[str, Holder]) -> list[tuple[MigDeviceInfo, Holder | None]]:
+    """Each MIG device of ``gpu`` with its lease holder, else the first process NVML lists on it."""
+    procs = gpu.processes()
+    out: list[tuple[MigDeviceInfo, Holder | None]] = []
+    for m in gpu.mig_devices():
+        who = held.get(m.uuid)
+        if who is None:
+            p = next((p for p in procs if p.gi_id == m.gi_id and p.ci_id == m.ci_id), None)
+            if p is not None:
+                who = Holder(pid=p.pid, command=p.command, since=p.started, source="nvml")
+        out.append((m, who))
+    return out
+
+
+# == end of busy detection =========================================================================
 
 
 def cuda_initialised() -> str | None:
@@ -171,7 +194,15 @@ def use(target: str | None = None, *, wait: bool | float = False, sim: str | Non
     Raises :class:`~migctl.errors.UsageError` explaining why, if CUDA is already initialised
     in the process or ``CUDA_VISIBLE_DEVICES`` already fixes another device.
     """
-    global _current
+    node = open_node(sim)
+    try:
+        return use_on(node, target, wait=wait)
+    finally:
+        node.close()
+
+
+def use_on(node: Node, target: str | None = None, *, wait: bool | float = False) -> MigDevice:
+    """:func:`use` on an open node (:meth:`migctl.Node.use`)."""
     if _current is not None:
         dev = _current.device
         if target is None or _matches(target, dev):
@@ -189,12 +220,19 @@ def use(target: str | None = None, *, wait: bool | float = False, sim: str | Non
             "or calling torch.cuda.set_device now cannot reach one)",
             hint=_CUDA_UP_HINT,
         )
-    wait_s: float | None = None if wait is True else (0.0 if wait is False else float(wait))
-    node = open_node(sim)
-    try:
-        return _choose(node, target, wait_s)
-    finally:
-        node.close()
+    return _choose(node, target, wait_seconds(wait))
+
+
+def wait_seconds(wait: bool | float) -> float | None:
+    """``wait=`` of the Python API as the operations take it: ``False`` 0, ``True`` ``None`` (no limit)."""
+    if wait is True:
+        return None
+    if wait is False:
+        return 0.0
+    seconds = float(wait)
+    if not seconds >= 0:
+        raise UsageError(f"wait={wait!r}: expected True, False or a number of seconds >= 0")
+    return seconds
 
 
 def _choose(node: Node, target: str | None, wait_s: float | None) -> MigDevice:
@@ -227,7 +265,7 @@ def _choose(node: Node, target: str | None, wait_s: float | None) -> MigDevice:
                 hint="unset CUDA_VISIBLE_DEVICES (or do not export it) so migctl can pick a MIG device, "
                 "or set it to one MIG-<uuid> to have migctl.use() lease exactly that one",
             )
-        pinned = launch.match_target(fixed, all_devices)
+        pinned = launch.match_target(parse_target(fixed), all_devices)
         if target is not None and not any(_matches(target, MigDevice._from(m)) for m in pinned):
             raise UsageError(
                 f"migctl.use({target!r}): CUDA_VISIBLE_DEVICES={visible} fixes another MIG device",
@@ -235,9 +273,9 @@ def _choose(node: Node, target: str | None, wait_s: float | None) -> MigDevice:
             )
         candidates = pinned
     else:
-        candidates = launch.match_target(target, all_devices)
+        candidates = launch.match_target(parse_target(target), all_devices)
     launcher = launch.Launcher(node)
-    what = "on this node" if target is None else f"matching {target!r}"
+    what = launch.describe_target(parse_target(target))
     info, lease = launch.acquire(launcher, candidates, command=_own_command(), wait=wait_s, what=what)
     dev = MigDevice._from(info)
     saved = {k: os.environ.get(k) for k in dev.env}
@@ -270,9 +308,10 @@ def current() -> MigDevice | None:
     return None if _current is None else replace(_current.device)
 
 
-def _matches(target: str, dev: MigDevice) -> bool:
+def _matches(target: str | Target, dev: MigDevice) -> bool:
+    parsed = parse_target(target) if isinstance(target, str) else target
     try:
-        return any(m.uuid == dev.uuid for m in launch.match_target(target, [dev._info()]))
+        return any(m.uuid == dev.uuid for m in launch.match_target(parsed, [dev._info()]))
     except UsageError:
         return False
 
@@ -282,3 +321,57 @@ def _own_command() -> str:
         return " ".join(psutil.Process().cmdline()) or " ".join(sys.argv)
     except psutil.Error:
         return " ".join(sys.argv)
+
+
+class DeviceLease:
+    """A MIG device leased for programs this process starts (:meth:`migctl.Node.lease`).
+
+    Unlike :func:`use` it changes nothing in this process: start a program with
+    ``env={**os.environ, **lease.env}`` and ``pass_fds=(lease.fd,)`` to bind it to the device
+    and let it keep the lease as long as it runs. :meth:`release` (or the end of the ``with``
+    block) gives this process's hold back.
+    """
+
+    def __init__(self, device: MigDevice, lease: leases.Lease) -> None:
+        self.device = device
+        self._lease = lease
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``CUDA_VISIBLE_DEVICES`` and the ``MIGCTL_*`` variables of the device."""
+        return self.device.env
+
+    @property
+    def fd(self) -> int:
+        """The lease's descriptor (``-1`` once released): pass it to a child to share the lease."""
+        return self._lease.fd
+
+    @property
+    def held(self) -> bool:
+        return self._lease.held
+
+    def release(self) -> None:
+        self._lease.release()
+
+    def __enter__(self) -> DeviceLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"DeviceLease({self.device.uuid}, held={self.held})"
+
+
+def lease_on(
+    node: Node, target: str | None = None, *, wait: bool | float = False, command: str | None = None
+) -> DeviceLease:
+    """Lease a free MIG device ``target`` names, as ``migctl run --on TARGET`` does, without running anything."""
+    parsed = parse_target(target)
+    candidates = launch.match_target(parsed, launch.inventory(node))
+    launcher = launch.Launcher(node)
+    what = launch.describe_target(parsed)
+    info, lease = launch.acquire(
+        launcher, candidates, command=command or _own_command(), wait=wait_seconds(wait), what=what
+    )
+    return DeviceLease(MigDevice._from(info), lease)

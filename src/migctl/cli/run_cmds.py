@@ -1,40 +1,140 @@
-"""Running work on MIG devices: ``run``, ``batch``, ``doctor`` (thin over ops.run, ops.batch, ops.doctor)."""
+"""Running work on MIG devices: ``run``, ``batch``, ``doctor`` (over ops.run, ops.batch, ops.doctor).
+
+The operations are imported when a command runs, not when the CLI starts.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import typer
+from typer import _click as click  # typer's own click (typer vendors it)
+from typer.core import TyperCommand
 
+from migctl.cli import run_args
 from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, consoles, emit, want_json
-from migctl.errors import UsageError
-from migctl.ops import batch as batch_ops
-from migctl.ops import doctor as doctor_ops
-from migctl.ops import run as run_ops
+from migctl.errors import Interrupted, MigctlError, UsageError
+from migctl.records import dumps
+
+if TYPE_CHECKING:
+    from migctl.ops.run import RunRequest
+
+# -- run ---------------------------------------------------------------------------------------------
+
+
+class _RecordSink:
+    """Where ``run`` puts its record (or its error): stderr with ``--json``, ``--record FILE``.
+
+    stdout belongs to the command that runs, so nothing of migctl's goes there.
+    """
+
+    def __init__(self, as_json: bool, record: Path | None) -> None:
+        self.as_json = as_json
+        self.path = record
+        self.file: IO[str] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.as_json or self.path is not None
+
+    def open(self) -> None:
+        """Open ``--record FILE`` now: a path that cannot be written fails before anything runs."""
+        if self.path is not None and self.file is None:
+            try:
+                self.file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (closed in write)
+            except OSError as exc:
+                self.path = None
+                raise UsageError(f"--record {exc.filename}: cannot write: {exc.strerror}") from None
+
+    def write(self, document: str) -> None:
+        if self.as_json:
+            sys.stderr.write(document + "\n")
+            sys.stderr.flush()
+        if self.path is not None:
+            try:
+                self.open()
+            except UsageError:
+                return
+            assert self.file is not None
+            with self.file:
+                self.file.write(document + "\n")
+
+    def fail(self, exc: MigctlError) -> typer.Exit:
+        self.write(json.dumps(exc.to_json(), indent=2))
+        return typer.Exit(exc.exit_code)
+
+
+def _sink_for(args: list[str]) -> _RecordSink:
+    """The sink the words before the command ask for (read before click, for parse errors)."""
+    own = run_args.options_part(args)
+    record = next((own[i + 1] for i, a in enumerate(own[:-1]) if a == "--record"), None)
+    record = record or next((a.split("=", 1)[1] for a in own if a.startswith("--record=")), None)
+    return _RecordSink(want_json("--json" in own), Path(record) if record else None)
+
+
+class _RunCommand(TyperCommand):
+    """``run``'s grammar (see :mod:`migctl.cli.run_args`) on top of typer's options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # main's error printer looks for --json in the command line: only migctl's own words count.
+        STATE.argv = run_args.options_part(args)
+        try:
+            normalized = run_args.normalize(args)
+        except MigctlError as exc:
+            sink = _sink_for(args)
+            if sink.active:
+                raise sink.fail(exc) from None
+            raise
+        return super().parse_args(ctx, normalized)
+
+
+def run_request(command: list[str] | None, on: str | None, wait: str | None, no_wait: bool) -> RunRequest:
+    """The typed request ``run``'s options make (click has parsed them)."""
+    from migctl.config.target import parse_target
+    from migctl.ops.run import RunRequest
+
+    return RunRequest(run_args.command_of(command), parse_target(on), run_args.wait_seconds(wait, no_wait))
 
 
 @app.command(
-    context_settings={
-        "allow_interspersed_args": False,
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-    },
-    options_metavar="[--on TARGET] [--wait [SECONDS] | --no-wait] [-q]",
+    cls=_RunCommand,
+    context_settings={"allow_interspersed_args": False},
+    options_metavar="[--on TARGET] [--wait [SECONDS] | --no-wait] [-q] [--json] [--record FILE]",
 )
-def run(ctx: typer.Context) -> None:
+def run(
+    command: list[str] | None = typer.Argument(
+        None,
+        metavar="COMMAND",
+        help="The command and its arguments, best after -- (every word after it is the command's).",
+        show_default=False,
+    ),
+    on: str | None = typer.Option(
+        None,
+        "--on",
+        "-o",
+        metavar="TARGET",
+        help="MIG-<uuid>, GPU:GI (0:13) or GPU:GI:CI, or a profile (1g.12gb); default: any free MIG device.",
+    ),
+    wait: str | None = typer.Option(
+        None,
+        "--wait",
+        metavar="[SECONDS]",
+        help="If every matching device is busy, queue until one is free (forever, or at most SECONDS).",
+        show_default=False,
+    ),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once (exit 5) naming who holds it: the default."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Do not say which device was chosen (stderr)."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Write the run's record as JSON on stderr when it ends (stdout is the command's)."
+    ),
+    record: Path | None = typer.Option(
+        None, "--record", metavar="FILE", help="Write the run's record (or migctl's error) to FILE as JSON."
+    ),
+) -> None:
     """Run COMMAND on one MIG device, leased for its whole life.
-
-    \b
-    migctl run [--on TARGET] [--wait [SECONDS] | --no-wait] [-q] -- COMMAND [ARGS...]
-
-    \b
-    --on TARGET      MIG-<uuid>, GPU:GI (0:13) or GPU:GI:CI, a profile (1g.12gb);
-                     default: any free MIG device (spread over GPUs)
-    --wait [SECONDS] if every matching device is busy, queue until one is free
-                     (forever, or at most SECONDS)
-    --no-wait        fail at once (exit 5) naming who holds it: the default
-    -q, --quiet      do not say which device was chosen (stderr)
 
     The command runs as an argv list (no shell) with CUDA_VISIBLE_DEVICES=MIG-<uuid>,
     CUDA_DEVICE_ORDER=PCI_BUS_ID and MIGCTL_DEVICE_UUID, MIGCTL_GPU_INDEX,
@@ -42,9 +142,32 @@ def run(ctx: typer.Context) -> None:
     MIG device. migctl exits with its exit code (128+N if signal N ends it) and forwards
     SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it. See docs/run.md.
     """
-    opts, command = run_ops.parse_args(list(ctx.args))
-    code = run_ops.run(STATE.node(), command, opts, say=lambda text: consoles.err.print(f"migctl: {text}"))
-    raise typer.Exit(code)
+    from migctl.cli.run_views import run_notice
+    from migctl.ops import run as run_ops
+
+    sink = _RecordSink(want_json(json_out), record)
+    talk = not (quiet or sink.as_json)
+    try:
+        request = run_request(command, on, wait, no_wait)
+        sink.open()
+        report = run_ops.run(
+            STATE.node(),
+            request,
+            on_event=(lambda event: consoles.err.print(f"migctl: {run_notice(event)}")) if talk else None,
+        )
+    except MigctlError as exc:
+        if sink.active:
+            raise sink.fail(exc) from None
+        raise
+    except KeyboardInterrupt:
+        if sink.active:
+            raise sink.fail(Interrupted("interrupted while waiting for a MIG device; nothing ran")) from None
+        raise
+    sink.write(dumps(report))
+    raise typer.Exit(report.exit_code)
+
+
+# -- batch -------------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -64,7 +187,8 @@ def batch(
         None, "--timeout", metavar="SECONDS", help="Default time limit per attempt (default none)."
     ),
     grace: float = typer.Option(
-        batch_ops.DEFAULT_GRACE_S, "--grace", metavar="SECONDS", help="SIGTERM-to-SIGKILL delay for stopped jobs (10)."
+        10.0,  # ops.batch.DEFAULT_GRACE_S, not imported at start-up
+        "--grace", metavar="SECONDS", help="SIGTERM-to-SIGKILL delay for stopped jobs (10)."
     ),
     max_parallel: int | None = typer.Option(None, "--max-parallel", min=1, help="At most this many jobs at once."),
     json_out: bool = JSON_OPTION,
@@ -80,14 +204,21 @@ def batch(
     job's process group, SIGKILL after --grace) and prints the summary. Exit 0 if every job
     succeeded, 1 if any failed, 130/143 if interrupted. See docs/run.md.
     """
+    from migctl.cli.run_views import LiveBatch, render_batch
+    from migctl.config.target import parse_target
+    from migctl.ops import batch as batch_ops
+    from migctl.ops import jobs as jobs_ops
+
     args = list(args or [])
+    if "--" in STATE.argv:  # main's error printer looks for --json: the command's words do not count
+        STATE.argv = STATE.argv[: STATE.argv.index("--")]
     node = STATE.node()
     if each_instance:
         if not args:
             raise UsageError(
                 "batch --each-instance: no command given", hint="e.g. migctl batch --each-instance -- nvidia-smi -L"
             )
-        jobs = batch_ops.each_instance_jobs(node, args, on, retries=retries or 0, timeout=timeout)
+        jobs = jobs_ops.each_instance(node, args, parse_target(on), retries=retries or 0, timeout=timeout)
     else:
         if on is not None:
             raise UsageError("batch --on goes with --each-instance; in a jobs file give each job a target or profile")
@@ -96,14 +227,20 @@ def batch(
                 f"batch: expected one JOBS.yaml file, got {len(args)} arguments",
                 hint="or run a command on every device with: migctl batch --each-instance -- COMMAND...",
             )
-        jobs = batch_ops.load_jobs(Path(args[0]), node, retries=retries, timeout=timeout)
-    live = sys.stdout.isatty() and not want_json(json_out)
-    result = batch_ops.run_batch(
-        node, jobs, logs_dir=logs, grace_s=grace, max_parallel=max_parallel, console=consoles.out if live else None
-    )
-    emit(result.to_json(), batch_ops.render_summary, json_out)
-    if result.exit_code:
-        raise typer.Exit(result.exit_code)
+        jobs = jobs_ops.load_jobs(Path(args[0]), node, retries=retries, timeout=timeout)
+    if sys.stdout.isatty() and not want_json(json_out):
+        with LiveBatch(consoles.out) as view:
+            report = batch_ops.run_batch(
+                node, jobs, logs_dir=logs, grace_s=grace, max_parallel=max_parallel, on_progress=view.update
+            )
+    else:
+        report = batch_ops.run_batch(node, jobs, logs_dir=logs, grace_s=grace, max_parallel=max_parallel)
+    emit(report, render_batch, json_out)
+    if report.summary.exit_code:
+        raise typer.Exit(report.summary.exit_code)
+
+
+# -- doctor ------------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -111,7 +248,8 @@ def doctor(
     gpus: str | None = GPUS_OPTION,
     smoke: bool = typer.Option(True, "--smoke/--no-smoke", help="Run the smoke test on every MIG device (default)."),
     smoke_timeout: float = typer.Option(
-        doctor_ops.SMOKE_TIMEOUT_S, "--smoke-timeout", metavar="SECONDS", help="Time limit per smoke test (60)."
+        60.0,  # ops.doctor.SMOKE_TIMEOUT_S, not imported at start-up
+        "--smoke-timeout", metavar="SECONDS", help="Time limit per smoke test (60)."
     ),
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -119,7 +257,10 @@ def doctor(
 
     Each check passes, warns or fails with the fix. Exit 1 if any check fails. See docs/run.md.
     """
-    report = doctor_ops.diagnose(lambda: STATE.node(), gpus=gpus, smoke=smoke, smoke_timeout=smoke_timeout)
-    emit(report, doctor_ops.render, json_out)
-    if not report["ok"]:
+    from migctl.cli.run_views import render_doctor
+    from migctl.ops import doctor as doctor_ops
+
+    report = doctor_ops.diagnose(STATE.node, gpus=gpus, smoke=smoke, smoke_timeout=smoke_timeout)
+    emit(report, render_doctor, json_out)
+    if not report.ok:
         raise typer.Exit(1)

@@ -28,30 +28,40 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from migctl.device import MigDeviceInfo, Node
+from migctl.device import Gpu, MigDeviceInfo, Node
 from migctl.device import system as node_system
 from migctl.device.process import CUDA_ERROR_SYSTEM_NOT_READY
 from migctl.errors import MigctlError
+from migctl.ops import child as children
 from migctl.ops import launch, leases
-from migctl.ops.launch import Child, Launcher
-from migctl.ops.run import blocked
+from migctl.ops.child import Child, blocked
+from migctl.records.doctor import Check, CheckName, DoctorReport, Verdict
 
 SMOKE_TIMEOUT_S = 60.0
 _FM_START = "sudo systemctl enable --now nvidia-fabricmanager"
 _FM_START_SIM = "migctl sim fabric-manager start"
-PASS, WARN, FAIL = "pass", "warn", "fail"
+PASS: Verdict = "pass"  # noqa: S105  (a verdict, not a password)
+WARN: Verdict = "warn"
+FAIL: Verdict = "fail"
 
 
-def _check(name: str, status: str, message: str, fix: str | None = None, **where: object) -> dict[str, Any]:
-    return {"check": name, "status": status, "message": message, "fix": fix, **where}
+def _check(
+    name: CheckName,
+    status: Verdict,
+    message: str,
+    fix: str | None = None,
+    *,
+    gpu: int | None = None,
+    dev: MigDeviceInfo | None = None,
+    output: Sequence[str] = (),
+) -> Check:
+    if dev is not None:
+        return Check(name, status, message, fix, dev.gpu_index, dev.gi_id, dev.uuid, tuple(output))
+    return Check(name, status, message, fix, gpu)
 
 
 def diagnose(
@@ -60,9 +70,11 @@ def diagnose(
     gpus: str | None = None,
     smoke: bool = True,
     smoke_timeout: float = SMOKE_TIMEOUT_S,
-) -> dict[str, Any]:
-    """Run every check; returns ``{"checks": [...], "summary": {...}, "ok": bool}``."""
-    checks: list[dict[str, Any]] = []
+) -> DoctorReport:
+    """Run every check, in order; never raises for what it finds (a bad ``gpus`` selection is a
+    :class:`~migctl.errors.UsageError`). ``open_node`` is called once: NVML failing to load is
+    the first check's failure."""
+    checks: list[Check] = []
     try:
         node = open_node()
     except MigctlError as exc:
@@ -99,20 +111,20 @@ _NO_DRIVER_FIX = (
 )
 
 
-def _report(checks: list[dict[str, Any]], *, simulated: bool) -> dict[str, Any]:
-    summary = {s: sum(1 for c in checks if c["status"] == s) for s in (PASS, WARN, FAIL)}
-    return {"simulated": simulated, "checks": checks, "summary": summary, "ok": summary[FAIL] == 0}
+def _report(checks: list[Check], *, simulated: bool) -> DoctorReport:
+    summary = {s: sum(1 for c in checks if c.status == s) for s in (PASS, WARN, FAIL)}
+    return DoctorReport(simulated, tuple(checks), summary, summary[FAIL] == 0)
 
 
-def _gpu_checks(gpus: list[Any], checks: list[dict[str, Any]]) -> set[int]:
+def _gpu_checks(gpus: list[Gpu], checks: list[Check]) -> set[int]:
     """Per-GPU MIG checks; returns the GPUs whose MIG devices are worth a smoke test."""
     usable: set[int] = set()
     for gpu in gpus:
-        where = {"gpu": gpu.index}
+        where = gpu.index
         name = f"GPU {gpu.index} ({gpu.name})"
         mode = gpu.mig_mode()
         if mode is None:
-            checks.append(_check("mig", PASS, f"{name}: not MIG-capable; CUDA uses the whole GPU", **where))
+            checks.append(_check("mig", PASS, f"{name}: not MIG-capable; CUDA uses the whole GPU", gpu=where))
             continue
         if mode.is_pending:
             want = "enabled" if mode.pending else "disabled"
@@ -123,12 +135,12 @@ def _gpu_checks(gpus: list[Any], checks: list[dict[str, Any]]) -> set[int]:
                     f"{name}: MIG is {'enabled' if mode.current else 'disabled'}, {want} is pending until a GPU reset",
                     f"stop the processes using GPU {gpu.index}, then: migctl reset -i {gpu.index} "
                     f"(or cancel it: migctl mode {'enable' if mode.current else 'disable'} -i {gpu.index})",
-                    **where,
+                    gpu=where,
                 )
             )
         if not mode.current:
             if not mode.is_pending:
-                checks.append(_check("mig", PASS, f"{name}: MIG disabled; CUDA uses the whole GPU", **where))
+                checks.append(_check("mig", PASS, f"{name}: MIG disabled; CUDA uses the whole GPU", gpu=where))
             continue
         gis = gpu.gpu_instances()
         devices = gpu.mig_devices()
@@ -140,11 +152,11 @@ def _gpu_checks(gpus: list[Any], checks: list[dict[str, Any]]) -> set[int]:
                     f"{name}: MIG is enabled but there are no MIG devices: CUDA sees no device on this GPU",
                     f"create instances (migctl create 1g.12gb:2 -i {gpu.index}, or migctl apply) "
                     f"or disable MIG (migctl mode disable -i {gpu.index})",
-                    **where,
+                    gpu=where,
                 )
             )
         else:
-            checks.append(_check("mig", PASS, f"{name}: MIG enabled, {len(devices)} MIG device(s)", **where))
+            checks.append(_check("mig", PASS, f"{name}: MIG enabled, {len(devices)} MIG device(s)", gpu=where))
             usable.add(gpu.index)
         for gi in gis:
             if not gi.compute_instances():
@@ -155,13 +167,13 @@ def _gpu_checks(gpus: list[Any], checks: list[dict[str, Any]]) -> set[int]:
                         f"{name}: GPU instance {gi.id} ({gi.profile}) has no compute instance: not usable by CUDA",
                         f"migctl create-ci -i {gpu.index} --gi {gi.id}, "
                         f"or destroy it: migctl destroy -i {gpu.index} --gi {gi.id}",
-                        **where,
+                        gpu=where,
                     )
                 )
     return usable
 
 
-def _fabric_manager_check(node: Node, gpus: list[Any], driver: str, checks: list[dict[str, Any]]) -> bool:
+def _fabric_manager_check(node: Node, gpus: list[Gpu], driver: str, checks: list[Check]) -> bool:
     """Returns whether the fabric manager is known to be broken on an NVSwitch system."""
     needing = [g.index for g in gpus if node_system.needs_fabric_manager(g)]
     if not needing:
@@ -208,27 +220,27 @@ def _fabric_manager_check(node: Node, gpus: list[Any], driver: str, checks: list
 # -- the smoke test ---------------------------------------------------------------------------------
 
 
-def _smoke(node: Node, devices: list[MigDeviceInfo], timeout: float, fm_broken: bool) -> list[dict[str, Any]]:
-    launcher = Launcher(node)
+def _smoke(node: Node, devices: list[MigDeviceInfo], timeout: float, fm_broken: bool) -> list[Check]:
+    launcher = launch.Launcher(node)
     argv = [sys.executable, "-m", "migctl.ops.doctor", "--smoke"]
-    results: list[dict[str, Any]] = []
-    running: list[tuple[MigDeviceInfo, Child, Any, Path]] = []
+    results: list[Check] = []
+    running: list[tuple[MigDeviceInfo, Child, leases.Lease, Path]] = []
     with tempfile.TemporaryDirectory(prefix="migctl-doctor-") as tmp, blocked((signal.SIGCHLD,)):
         for dev in devices:
-            where: dict[str, Any] = {"gpu": dev.gpu_index, "gpu_instance_id": dev.gi_id, "uuid": dev.uuid}
-            lease, who = launcher.try_lease(dev, "migctl doctor smoke test")
-            if lease is None:
-                assert who is not None
+            found = launcher.try_lease(dev, "migctl doctor smoke test")
+            if not isinstance(found, leases.Lease):
+                who = leases.describe_holder(launch.as_busy(found).holder)
                 results.append(
                     _check(
                         "smoke",
                         WARN,
-                        f"{launch.label(dev)} {dev.uuid}: not tested, {leases.describe_holder(who)}",
+                        f"{launch.label(dev)} {dev.uuid}: not tested, {who}",
                         "run migctl doctor again when it is free",
-                        **where,
+                        dev=dev,
                     )
                 )
                 continue
+            lease = found
             out = Path(tmp) / f"{dev.uuid}.out"
             fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
@@ -257,15 +269,15 @@ def _smoke(node: Node, devices: list[MigDeviceInfo], timeout: float, fm_broken: 
             if timed_out:
                 detail = f"no answer within {timeout:g} s"
             else:
-                detail = text[-1] if text else launch.describe_exit(child.returncode or 0)
+                detail = text[-1] if text else children.describe_exit(child.returncode or 0)
                 detail = detail.removeprefix("FAIL: ").removeprefix("ok: ")
-            where = {"gpu": dev.gpu_index, "gpu_instance_id": dev.gi_id, "uuid": dev.uuid, "output": text[-20:]}
             lease.release()
+            message = f"{launch.label(dev)} {dev.uuid}: {detail}"
             if child.returncode == 0:
-                results.append(_check("smoke", PASS, f"{launch.label(dev)} {dev.uuid}: {detail}", **where))
+                results.append(_check("smoke", PASS, message, dev=dev, output=text[-20:]))
             else:
                 fix = _smoke_fix(detail, fm_broken, node)
-                results.append(_check("smoke", FAIL, f"{launch.label(dev)} {dev.uuid}: {detail}", fix, **where))
+                results.append(_check("smoke", FAIL, message, fix, dev=dev, output=text[-20:]))
     return results
 
 
@@ -358,27 +370,6 @@ def _cu_error(cuda: Any, rc: int) -> str:
     except AttributeError:
         pass
     return "unknown"
-
-
-# -- output ---------------------------------------------------------------------------------------
-
-_STYLE = {PASS: "green", WARN: "yellow", FAIL: "bold red"}
-
-
-def render(console: Console, data: dict[str, Any]) -> None:
-    if data.get("simulated"):
-        console.print(Text("(simulated node)", style="dim"))
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("", "check", "result", "fix"):
-        table.add_column(col)
-    for c in data["checks"]:
-        table.add_row(
-            Text(c["status"].upper(), style=_STYLE[c["status"]]), c["check"], c["message"], c["fix"] or ""
-        )
-    console.print(table)
-    s = data["summary"]
-    verdict = "all checks passed" if data["ok"] and not s[WARN] else ("no failures" if data["ok"] else "problems found")
-    console.print(f"{verdict}: {s[PASS]} passed, {s[WARN]} warnings, {s[FAIL]} failed")
 
 
 if __name__ == "__main__" and "--smoke" in sys.argv[1:]:

@@ -8,6 +8,9 @@ has exited (even by ``kill -9``) the kernel drops the lock: a lease can never go
 Processes a lease holder starts inherit the descriptor too, so they keep the lease while they
 live (they may be using the device). When the recorded holder is gone but such a process still
 holds the lock, :func:`holder` names that process instead.
+
+Holders are typed :class:`~migctl.records.common.Holder` records (:func:`holder`,
+:func:`holder_records`).
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from migctl.errors import InUseError
 from migctl.paths import state_dir
+from migctl.records import to_data
 from migctl.records.common import Holder, InheritedFrom
 from migctl.sim.state import ensure_private_dir
 
@@ -153,7 +156,7 @@ def _own_command() -> str:
     return " ".join(sys.argv) or "python"
 
 
-def holder(uuid: str) -> dict[str, Any] | None:
+def holder(uuid: str) -> Holder | None:
     """Who holds the lease on ``uuid`` (``None`` if nobody)."""
     path = _path(uuid)
     if not path.exists():
@@ -166,23 +169,27 @@ def holder(uuid: str) -> dict[str, Any] | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            raw = os.pread(fd, 65536, 0)
-            try:
-                data: dict[str, Any] = json.loads(raw.decode().strip() or "{}")
-            except ValueError:
-                data = {}
-            data = data or {"uuid": uuid, "pid": None, "command": "?"}
-            if not _alive(data.get("pid")):
-                data = _inheritor(path, data)
-            return data
+            recorded = _parse_record(os.pread(fd, 65536, 0))
+            if not _alive(recorded.pid):
+                return _inheritor(path, recorded)
+            return recorded
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
 
 
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+def _parse_record(raw: bytes) -> Holder:
+    """The JSON line :meth:`Lease.describe` wrote (a torn or foreign file reads as an unknown holder)."""
+    try:
+        data = json.loads(raw.decode().strip() or "{}")
+    except (ValueError, UnicodeDecodeError):
+        data = {}
+    return as_holder(data if isinstance(data, dict) else {})
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:
         return False
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -190,7 +197,7 @@ def _alive(pid: Any) -> bool:
         return False
 
 
-def _inheritor(path: Path, recorded: dict[str, Any]) -> dict[str, Any]:
+def _inheritor(path: Path, recorded: Holder) -> Holder:
     """The recorded holder is gone: find a live process that still has the lease file open."""
     target = os.path.realpath(path)
     me = os.getpid()
@@ -214,17 +221,12 @@ def _inheritor(path: Path, recorded: dict[str, Any]) -> dict[str, Any]:
                 since: float | None = proc.create_time()
             except psutil.Error:
                 command, since = "?", None
-            return {
-                **recorded,
-                "pid": pid,
-                "command": command,
-                "since": since,
-                "inherited_from": {k: recorded.get(k) for k in ("pid", "command", "since")},
-            }
+            parent = InheritedFrom(recorded.pid, recorded.command, recorded.since)
+            return replace(recorded, pid=pid, command=command, since=since, inherited_from=parent)
     return recorded
 
 
-def holders() -> dict[str, dict[str, Any]]:
+def holder_records() -> dict[str, Holder]:
     """Every lease held now, by MIG UUID."""
     out = {}
     directory = state_dir() / "leases"
@@ -238,8 +240,19 @@ def holders() -> dict[str, dict[str, Any]]:
     return out
 
 
-def as_holder(info: Mapping[str, Any]) -> Holder:
-    """A lease record (or an NVML process seen on a device) as a typed :class:`Holder`."""
+def holders() -> dict[str, dict[str, Any]]:
+    """Every lease held now, by MIG UUID, as plain dicts (``uuid``, ``pid``, ``command``, ...).
+
+    Legacy: only for callers not yet on typed records (ops.lifecycle, ops.apply); use
+    :func:`holder_records`. To be removed once those use the shared busy-instance module.
+    """
+    return {uuid: {"uuid": uuid, **to_data(h)} for uuid, h in holder_records().items()}
+
+
+def as_holder(info: Mapping[str, Any] | Holder) -> Holder:
+    """A lease record (the JSON a lease file holds) as a typed :class:`Holder`."""
+    if isinstance(info, Holder):
+        return info
 
     def num(value: Any) -> float | None:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -263,26 +276,20 @@ def as_holder(info: Mapping[str, Any]) -> Holder:
     )
 
 
-def holder_records() -> dict[str, Holder]:
-    """Every lease held now, by MIG UUID, as typed records."""
-    return {uuid: as_holder(info) for uuid, info in holders().items()}
+def holder_details(uuid: str, h: Holder) -> dict[str, Any]:
+    """``{"uuid": ..., "pid": ...}``: a holder as an error's JSON details carry it."""
+    return {"uuid": uuid, **to_data(h)}
 
 
-def busy_error(uuid: str, info: dict[str, Any]) -> InUseError:
-    return InUseError(
-        f"MIG device {uuid} is {describe_holder(info)}",
-        hint="wait for it with --wait, or pick another instance",
-        holder=info,
-    )
-
-
-def describe_holder(info: dict[str, Any]) -> str:
+def describe_holder(h: Holder) -> str:
     """``leased by pid 123 (python train.py) since 14:02:11`` (or ``used by`` for a foreign process)."""
-    since = info.get("since")
-    when = time.strftime("%H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
-    verb = "used by" if info.get("source") == "nvml" else "leased by"
-    text = f"{verb} pid {info.get('pid')} ({info.get('command', '?')}) since {when}"
-    parent = info.get("inherited_from")
-    if isinstance(parent, dict):
-        text += f", left running by pid {parent.get('pid')} ({parent.get('command', '?')}) which has exited"
+    when = time.strftime("%H:%M:%S", time.localtime(h.since)) if h.since is not None else "?"
+    verb = "used by" if h.source == "nvml" else "leased by"
+    if h.pid is None:  # a lease file without a readable record, or a device that is gone
+        text = f"{verb} an unknown process" if h.command == "?" else f"unusable ({h.command})"
+    else:
+        text = f"{verb} pid {h.pid} ({h.command}) since {when}"
+    parent = h.inherited_from
+    if parent is not None:
+        text += f", left running by pid {parent.pid} ({parent.command}) which has exited"
     return text

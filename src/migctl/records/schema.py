@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.records import inspect
+from migctl.records import batch, doctor, inspect, run
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ COMMANDS: tuple[CommandOutput, ...] = (
     CommandOutput("placements", inspect.PlacementsReport, "Legal placements and which are free (mig -lgipp)."),
     CommandOutput("ci-profiles", inspect.CiProfilesReport, "Compute-instance profiles of a GPU instance (mig -lcip)."),
     CommandOutput("devices", inspect.DevicesReport, "GPUs and MIG devices with UUIDs (nvidia-smi -L)."),
+    CommandOutput(
+        "run",
+        run.RunReport,
+        "Where the command ran and how it ended. Stdout is the command's own, so `migctl run --json` writes "
+        "this document (or its error) on **stderr** when the command ends, and `--record FILE` writes it to FILE.",
+    ),
+    CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
+    CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
 )
 
 
