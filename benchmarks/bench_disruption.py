@@ -32,10 +32,11 @@ from pathlib import Path
 
 from _common import print_table  # benchmarks/_common.py
 from _wipe import wipe_plan  # benchmarks/_wipe.py: the mig-parted baseline
-from migctl.config import GpuFacts, applies_to, load_path, select
+from migctl.config import GpuFacts, applies_to, select
 from migctl.core.geometry import GpuGeometry, Occupant
 from migctl.core.layout import ExistingInstance, Plan, TargetInstance
 from migctl.core.planner import plan
+from migctl.ops.files import load_config_file
 from migctl.sim.catalog import model
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
@@ -85,7 +86,7 @@ def minimum_destroyed(geometry: GpuGeometry, current: Sequence[ExistingInstance]
 
 def named_layouts(spec_path: Path, key: str) -> dict[str, tuple[TargetInstance, ...]]:
     """Config name -> its target on model ``key`` (configs that apply to it, MIG enabled)."""
-    spec = load_path(str(spec_path))
+    spec = load_config_file(spec_path)
     m = model(key)
     facts = [GpuFacts(0, m.nvml_pci_device_id, m.geometry(), m.name)]
     out = {}

@@ -1,10 +1,11 @@
 """Declarative layouts (issue 4) through the CLI: plan, apply, assert, export, recover, hooks.
 
-Commands run as real subprocesses of ``migctl`` on a private simulated node; processes on
-instances are real ``sleep`` processes recorded with ``migctl sim attach``; a crash is a real
-``kill -9``. Snapshots of the node are read in-process (``migctl.Node(...).status()``, the
-dict ``status --json`` prints) where speed matters, and through ``status --json`` where the
-point is what a user sees. NVIDIA's default config file is exercised in
+Commands run in-process through the CLI's own entry point (the ``migctl`` fixture) on a private
+simulated node; processes on instances are real ``sleep`` processes recorded with ``migctl sim
+attach``; a crash is a real ``kill -9`` of a real ``migctl apply`` process. Snapshots of the
+node are read through the Python API (``migctl.Node(...).status()``, the record ``status
+--json`` prints) where speed matters, and through ``status --json`` where the point is what a
+user sees. NVIDIA's default config file is exercised in
 ``test_default_config_matrix.py``; these tests bring their own files.
 """
 
@@ -464,9 +465,12 @@ def _hooks_file(tmp_path: Path, log: Path, fail_at: str | None = None) -> str:
 def _log(path: Path) -> list[tuple[str, dict[str, str]]]:
     if not path.exists():
         return []
-    out = [tuple(json.loads(line)) for line in path.read_text().splitlines()]
+    out: list[tuple[str, dict[str, str]]] = []
+    for line in path.read_text().splitlines():
+        point, env = json.loads(line)
+        out.append((str(point), dict(env)))
     path.unlink()
-    return out  # type: ignore[return-value]
+    return out
 
 
 def test_hooks_run_at_their_points_with_mig_parted_env(migctl: Cli, tmp_path: Path) -> None:
