@@ -18,8 +18,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import pynvml
 import pytest
 import yaml
 
-from conftest import Cli, Sim
+from conftest import Cli, Sim, running_on
 from migctl.device import open_node
 
 BALANCED = "3g.48gb,2g.24gb,1g.12gb:2"  # H20's all-balanced, inline
@@ -105,18 +104,6 @@ def uuid_of(status: dict[str, Any], gpu: int, profile: str) -> str:
 def write(path: Path, text: str) -> str:
     path.write_text(textwrap.dedent(text))
     return str(path)
-
-
-@contextmanager
-def running_on(s: Sim, uuid: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A real process (``sleep 30``) recorded as running on MIG device ``uuid``."""
-    proc = subprocess.Popen(["sleep", "30"])
-    try:
-        s.ok("sim", "attach", "--pid", str(proc.pid), "--uuid", uuid)
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 # -- config files --------------------------------------------------------------------------
@@ -298,7 +285,7 @@ def test_a_busy_instance_survives_and_a_target_needing_it_is_refused(migctl: Cli
     s = Sim(migctl, "h20x2")
     s.ok("apply", "--layout", BALANCED)
     busy = uuid_of(s.status(), 0, "3g.48gb")
-    with running_on(s, busy) as proc:
+    with running_on(s, uuid=busy) as proc:
         r = s.ok("apply", "--layout", "3g.48gb,1g.12gb:4")
         assert "keep      GI 2 3g.48gb at 4:4 (busy)" in r.out
         st = s.status()

@@ -8,10 +8,7 @@ document it prints against the JSON Schema generated from its record.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args
 
@@ -20,7 +17,7 @@ import pytest
 import yaml
 
 import migctl
-from conftest import Cli, Result, Sim, SimFactory
+from conftest import Cli, Result, Sim, SimFactory, running_on
 from migctl.records.errors import ErrorKind
 from migctl.records.schema import NOT_COMMANDS, by_command, command_schema
 
@@ -33,18 +30,6 @@ def validate(command: str, document: Any) -> None:
 def one_document(r: Result) -> Any:
     """The command printed exactly one JSON document on stdout (promise 5), and nothing else."""
     return json.loads(r.out)
-
-
-@contextmanager
-def running_on(s: Sim, *, uuid: str | None = None, gpu: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(["sleep", "30"])
-    try:
-        where = ["--uuid", uuid] if uuid else ["-i", str(gpu)]
-        s.ok("sim", "attach", "--pid", str(proc.pid), *where, "--memory", "256")
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_the_registry_has_the_error_document_and_every_kind_is_in_its_schema() -> None:

@@ -28,7 +28,7 @@ import pynvml
 import pytest
 
 import migctl
-from conftest import Sim
+from conftest import Sim, running_on
 from migctl.core.geometry import Placement
 from migctl.device import open_node
 from migctl.errors import EXIT_CODES
@@ -36,19 +36,6 @@ from migctl.records.inspect import MigModeState
 
 REPO = Path(__file__).resolve().parents[1]
 ME = psutil.Process().username()
-
-
-@contextmanager
-def running_on(s: Sim, *, uuid: str | None = None, gpu: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """A real process (``sleep 30``) recorded as using a MIG device or a whole GPU."""
-    proc = subprocess.Popen(["sleep", "30"])
-    try:
-        where = ["--uuid", uuid] if uuid else ["-i", str(gpu)]
-        s.ok("sim", "attach", "--pid", str(proc.pid), *where, "--memory", "700")
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def assert_names(text: str, proc: subprocess.Popen[bytes]) -> None:

@@ -10,6 +10,7 @@ finished by ``migctl recover``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import pynvml
@@ -176,20 +177,18 @@ def create(
 
 def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: bool, undo: Undo) -> CreatedInstance:
     try:
-        gi = gpu.create_gpu_instance(prof.id, where)
+        gi = undo.create(partial(gpu.create_gpu_instance, prof.id, where))
     except pynvml.NVMLError as exc:
         raise _Failed(exc, f"creating {prof.name} at {where} on GPU {gpu.index}", gpu) from None
-    undo.created(gi)
     if not compute_instance:
         return CreatedInstance(gpu.index, gi.id, prof.name, prof.id, where, None, None, None)
     default = gi.default_ci_profile()
     try:
         if default is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
-        ci = gi.create_compute_instance(default.id)
+        ci = undo.create(partial(gi.create_compute_instance, default.id))
     except pynvml.NVMLError as exc:
         raise _Failed(exc, f"creating the compute instance in GI {gi.id} on GPU {gpu.index}", gpu) from None
-    undo.created(ci)
     return CreatedInstance(gpu.index, gi.id, prof.name, prof.id, where, ci.id, ci.profile, ci.uuid)
 
 
@@ -243,10 +242,9 @@ def create_ci(
         made = []
         for prof, at in zip(wanted, where, strict=True):
             try:
-                ci = gi.create_compute_instance(prof.id, at)
+                ci = undo.create(partial(gi.create_compute_instance, prof.id, at))
             except pynvml.NVMLError as exc:
                 raise undo.failed(exc, f"creating {prof.name} in GI {gi_id} on GPU {gpu.index}", gpu.index) from None
-            undo.created(ci)
             made.append(_created_ci(gpu, gi, ci))
         return CreateReport(tuple(made))
 

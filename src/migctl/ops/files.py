@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from migctl.config import ConfigError, MigSpec, load_text
 from migctl.config.hooks import HooksSpec, load_hooks_text
 from migctl.errors import UsageError
+
+T = TypeVar("T")
 
 
 def usage_error(exc: ConfigError) -> UsageError:
@@ -38,19 +42,19 @@ def read_text(path: str | os.PathLike[str]) -> tuple[str, str]:
         raise UsageError(str(ConfigError(f"cannot read: {exc.strerror or exc}", source=source))) from None
 
 
-def load_config_file(path: str | os.PathLike[str]) -> MigSpec:
-    """A mig-parted v1 config file (``-``: stdin, as ``mig-parted apply -f -`` reads it)."""
+def _load(path: str | os.PathLike[str], parse: Callable[[str, str], T]) -> T:
     text, source = read_text(path)
     try:
-        return load_text(text, source)
+        return parse(text, source)
     except ConfigError as exc:
         raise usage_error(exc) from None
+
+
+def load_config_file(path: str | os.PathLike[str]) -> MigSpec:
+    """A mig-parted v1 config file (``-``: stdin, as ``mig-parted apply -f -`` reads it)."""
+    return _load(path, load_text)
 
 
 def load_hooks_file(path: str | os.PathLike[str]) -> HooksSpec:
     """A mig-parted hooks file (``-``: stdin)."""
-    text, source = read_text(path)
-    try:
-        return load_hooks_text(text, source)
-    except ConfigError as exc:
-        raise usage_error(exc) from None
+    return _load(path, load_hooks_text)

@@ -7,10 +7,36 @@ ends exactly as it was (promise 2) or the user is told precisely what is left.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
 import pynvml
 
 from migctl.device import ComputeInstance, GpuInstance
 from migctl.errors import MigctlError, from_nvml
+
+Made = TypeVar("Made", GpuInstance, ComputeInstance)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (they are delivered right after it).
+
+    So an instance the driver created is always recorded before Ctrl-C or SIGTERM can stop
+    the command: otherwise an interrupt between the create and its record would leave an
+    instance the rollback does not know about.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Undo:
@@ -19,8 +45,12 @@ class Undo:
     def __init__(self) -> None:
         self.steps: list[GpuInstance | ComputeInstance] = []
 
-    def created(self, instance: GpuInstance | ComputeInstance) -> None:
-        self.steps.append(instance)
+    def create(self, make: Callable[[], Made]) -> Made:
+        """``make()`` an instance and record it, with no interrupt in between."""
+        with signals_held():
+            made = make()
+            self.steps.append(made)
+        return made
 
     def made(self) -> str:
         """What would be undone, in words ("2 GPU instance(s) and 2 compute instance(s)")."""
