@@ -12,7 +12,7 @@ Quick start (on the simulator; drop ``sim=`` on a real GPU server)::
 """
 
 from migctl.api import Node
-from migctl.config.requests import ProfileRequest
+from migctl.core.layout import ProfileRequest
 from migctl.errors import (
     DriverError,
     InsufficientResourcesError,

@@ -21,16 +21,16 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from migctl.config import ConfigError, MigConfigEntry, MigSpec, ProfileRequest, as_profile_requests, parse_layout
+from migctl.core.layout import ProfileRequest
 from migctl.device import Gpu, open_node
 from migctl.errors import UsageError
 from migctl.ops import inspect, leases
-from migctl.ops.files import usage_error
 from migctl.records.inspect import StatusReport
 from migctl.records.layouts import ApplyReport, AssertReport, ExportReport, PlanReport, RecoverReport
 from migctl.records.lifecycle import CreateReport, DestroyReport, ModeReport, ResetReport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the config layer (and pydantic) is imported only by the methods that parse
+    from migctl.config import MigConfigEntry, MigSpec
     from migctl.ops.plan import NodePlan
 
 #: A GPU selection as ``-i`` takes it: ``0``, ``"0,2"``, ``"0-3"``, a ``GPU-`` UUID; ``None``: all.
@@ -364,6 +364,11 @@ class Node:
         return recover(self._node, wait_s=wait_s)
 
     def _requests(self, items: Sequence[ProfileRequest | str]) -> list[ProfileRequest]:
+        if all(isinstance(item, ProfileRequest) for item in items):
+            return [item for item in items if isinstance(item, ProfileRequest)]
+        from migctl.config import ConfigError, as_profile_requests
+        from migctl.ops.files import usage_error
+
         try:
             return as_profile_requests(items)
         except ConfigError as exc:
@@ -377,7 +382,8 @@ class Node:
         spec: MigSpec | None,
         gpus: Gpus,
     ) -> NodePlan:
-        from migctl.ops.files import load_config_file
+        from migctl.config import ConfigError, parse_layout
+        from migctl.ops.files import load_config_file, usage_error
         from migctl.ops.plan import plan_node
 
         given = [x for x in (layout, file, spec) if x is not None]

@@ -20,7 +20,6 @@ from rich.text import Text
 from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, consoles, emit, want_json
 from migctl.cli.lifecycle_cmds import WAIT_OPTION
 from migctl.cli.render import slice_bar, slice_ruler
-from migctl.config import ConfigError, parse_layout
 from migctl.core.geometry import Placement
 from migctl.errors import UsageError
 from migctl.records.layouts import (
@@ -43,6 +42,7 @@ LAYOUT_OPTION = typer.Option(
 
 
 def _node_plan(file: str | None, name: str | None, layout: str | None, gpus: str | None) -> NodePlan:
+    from migctl.config import ConfigError, parse_layout
     from migctl.ops.files import load_config_file
     from migctl.ops.plan import plan_node
 

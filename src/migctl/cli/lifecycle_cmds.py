@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit
-from migctl.config import ConfigError, ProfileRequest, parse_compute_instance, parse_profile_requests
+from migctl.core.layout import ProfileRequest
 from migctl.errors import InUseError, NotSupportedError, ResetRequiredError, UsageError
 from migctl.ops.lock import DEFAULT_WAIT_S
 from migctl.records.lifecycle import CreateReport, DestroyReport, ModeOutcome, ModeReport, ResetReport
@@ -28,6 +28,8 @@ WAIT_OPTION = typer.Option(
 
 def _parsed(parse: Callable[[], T]) -> T:
     """Run a config-layer parser; its error is a usage error (exit 2) with the same message."""
+    from migctl.config import ConfigError
+
     try:
         return parse()
     except ConfigError as exc:
@@ -35,6 +37,8 @@ def _parsed(parse: Callable[[], T]) -> T:
 
 
 def _requests(items: list[str]) -> list[ProfileRequest]:
+    from migctl.config import parse_profile_requests
+
     return _parsed(lambda: parse_profile_requests(items))
 
 
@@ -159,6 +163,8 @@ def destroy(
     chosen = node.select(gpus if gpus is not None else (None if everything else "0"))
     if uuid and gpus is None and not (gi or ci or everything):
         chosen = []
+    from migctl.config import parse_compute_instance
+
     pairs = _parsed(lambda: [parse_compute_instance(text) for text in ci])
     report = destroy_instances(node, chosen, gi_ids=gi, ci_ids=pairs, uuids=uuid, everything=everything, wait_s=wait)
     emit(report, render_destroyed, json_out)

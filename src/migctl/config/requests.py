@@ -19,22 +19,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from migctl.config.errors import ConfigError
+from migctl.core.layout import ProfileRequest
+
+__all__ = ["ProfileRequest", "as_profile_requests", "parse_compute_instance", "parse_profile_requests"]
 
 _COUNTED = re.compile(r"(.+?)(?::(\d+))?")
-
-
-@dataclass(frozen=True)
-class ProfileRequest:
-    """``count`` instances of ``profile`` (a profile name, or its ID as a number or digits)."""
-
-    profile: str | int
-    count: int = 1
-
-    def __str__(self) -> str:
-        return f"{self.profile}:{self.count}"
 
 
 def parse_profile_requests(items: Iterable[str]) -> list[ProfileRequest]:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pynvml
 
-from migctl.config import ProfileRequest
 from migctl.core.geometry import GiProfile, GpuGeometry, Occupant, Placement
-from migctl.core.layout import ExistingInstance, PlanRefusal, Target, TargetInstance
+from migctl.core.layout import ExistingInstance, PlanRefusal, ProfileRequest, Target, TargetInstance
 from migctl.core.planner import plan
 from migctl.device import ComputeInstance, Gpu, GpuInstance, Node
 from migctl.errors import (
