@@ -9,6 +9,10 @@ CreateReport(created=(CreatedInstance(gpu=0, gpu_instance_id=..., profile='2g.24
 >>> node.apply("3g.48gb,2g.24gb,1g.12gb:2", gpus="1")  # doctest: +SKIP   nvidia-mig-parted apply
 >>> node.destroy(gpus="0", everything=True)            # doctest: +SKIP   nvidia-smi mig -dci && nvidia-smi mig -dgi
 
+Why this module is long: ``Node`` has one method per command, each a thin call into
+:mod:`migctl.ops` whose docstring (example, Returns, Raises, the nvidia-smi / mig-parted
+equivalent) is the API's documentation; splitting the class would scatter it.
+
 Every method returns the record the matching command's ``--json`` prints
 (:mod:`migctl.records`, documented in ``docs/json.md``). Every failure is a
 :class:`migctl.errors.MigctlError` subclass (``InsufficientResourcesError``, ``InUseError``...)
