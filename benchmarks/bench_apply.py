@@ -5,7 +5,7 @@ Scenarios (NVIDIA's default config names): MIG disabled -> ``all-balanced`` (inc
 Each is measured from identical starting states (a fresh simulated node brought to the start
 layout without latency) three ways, in the same run:
 
-* **concurrent**: ``ops.apply(..., parallel=True)``, migctl's default: one thread per GPU;
+* **concurrent**: ``migctl.ops.apply.apply(..., parallel=True)``, migctl's default: one thread per GPU;
 * **sequential**: ``parallel=False``, the same operations GPU after GPU (how mig-parted and
   shell scripts around nvidia-smi go);
 * **single GPU**: apply to one GPU alone (the node's other GPUs untouched); the slowest of
@@ -26,9 +26,11 @@ from pathlib import Path
 
 from _common import environ, print_table  # benchmarks/_common.py
 from migctl import sim
-from migctl.config import load_path
 from migctl.device import Node, Nvml
-from migctl.ops import apply as ops
+from migctl.ops.apply import apply
+from migctl.ops.check import check
+from migctl.ops.files import load_config_file
+from migctl.ops.plan import plan_node
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
 SCENARIOS = ((None, "all-balanced"), ("all-balanced", "all-1g.12gb"), ("all-1g.12gb", "all-balanced"))
@@ -40,26 +42,26 @@ def _node(spec: str, state: Path, latency: str) -> Node:
 
 
 def measure(spec: str, start: str | None, target: str, latency: str, gpu: int | None, parallel: bool) -> float:
-    """Seconds ``ops.apply`` takes from a fresh node at ``start`` to ``target`` (on one GPU if ``gpu``)."""
-    config = load_path(str(DEFAULT_FILE))
+    """Seconds ``apply`` takes from a fresh node at ``start`` to ``target`` (on one GPU if ``gpu``)."""
+    config = load_config_file(DEFAULT_FILE)
     with tempfile.TemporaryDirectory(prefix="migctl-bench-apply-") as tmp:
         state = Path(tmp)
         os.environ["MIGCTL_STATE_DIR"] = str(state)  # the host lock and journal live here
         sim.reset(spec, state)
         if start is not None:
             fast = _node(spec, state, "none")
-            report = ops.apply(fast, ops.plan_node(fast, config, start, fast.gpus))
+            report = apply(fast, plan_node(fast, config, start, fast.gpus))
             assert report.ok, report
             fast.close()
         node = _node(spec, state, latency)
         gpus = node.gpus if gpu is None else [node.gpus[gpu]]
-        plan = ops.plan_node(node, config, target, gpus)
+        plan = plan_node(node, config, target, gpus)
         began = time.perf_counter()
-        report = ops.apply(node, plan, parallel=parallel)
+        report = apply(node, plan, parallel=parallel)
         seconds = time.perf_counter() - began
         assert report.ok, report
-        check = ops.check(ops.plan_node(node, config, target, gpus), node)
-        assert not any(check.values()), check
+        matches = check(plan_node(node, config, target, gpus), node)
+        assert matches.matches, matches
         node.close()
     return seconds
 

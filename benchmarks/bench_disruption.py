@@ -5,7 +5,7 @@ file has for the model (the configs that ``migctl.config.applies_to`` the model,
 enabled), plus seeded random layouts at random placements, compared three ways:
 
 * **migctl**: ``core.planner.plan`` (keeps what it can, creates at explicit placements);
-* **wipe**: ``core.planner.wipe_plan``, what mig-parted does (any count differs: destroy all);
+* **wipe**: ``wipe_plan`` (benchmarks/_wipe.py), what mig-parted does (any count differs: destroy all);
 Three kinds of pairs: named (every ordered pair of the file's layouts), random (current and
 target drawn independently), and edits (the target is the current layout with one instance
 replaced by another profile: the everyday "change one partition" request).
@@ -31,10 +31,12 @@ from itertools import combinations
 from pathlib import Path
 
 from _common import print_table  # benchmarks/_common.py
-from migctl.config import GpuFacts, applies_to, load_path, select
+from _wipe import wipe_plan  # benchmarks/_wipe.py: the mig-parted baseline
+from migctl.config import GpuFacts, applies_to, select
 from migctl.core.geometry import GpuGeometry, Occupant
 from migctl.core.layout import ExistingInstance, Plan, TargetInstance
-from migctl.core.planner import plan, wipe_plan
+from migctl.core.planner import plan
+from migctl.ops.files import load_config_file
 from migctl.sim.catalog import model
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
@@ -84,7 +86,7 @@ def minimum_destroyed(geometry: GpuGeometry, current: Sequence[ExistingInstance]
 
 def named_layouts(spec_path: Path, key: str) -> dict[str, tuple[TargetInstance, ...]]:
     """Config name -> its target on model ``key`` (configs that apply to it, MIG enabled)."""
-    spec = load_path(str(spec_path))
+    spec = load_config_file(spec_path)
     m = model(key)
     facts = [GpuFacts(0, m.nvml_pci_device_id, m.geometry(), m.name)]
     out = {}

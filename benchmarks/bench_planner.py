@@ -3,7 +3,7 @@
 For every model of the simulator's catalog, an 8-GPU node of that model starts from the
 model's busiest named layout (the config that applies to it with the most instances, so the
 search has the most existing instances to weigh); then, for every config that
-``migctl.config.applies_to`` the model, ``ops.apply.plan_node`` plans the whole node (NVML
+``migctl.config.applies_to`` the model, ``ops.plan.plan_node`` plans the whole node (NVML
 reads, name resolution, planning: what ``migctl plan`` does), and ``core.planner.plan`` alone
 is timed on the same inputs (pure planning, summed over the 8 GPUs).
 
@@ -23,10 +23,12 @@ from pathlib import Path
 
 from _common import environ, print_table  # benchmarks/_common.py
 from migctl import sim
-from migctl.config import applies_to, load_path
+from migctl.config import applies_to
 from migctl.core.planner import plan
 from migctl.device import Node, Nvml
-from migctl.ops import apply as ops
+from migctl.ops.apply import apply
+from migctl.ops.files import load_config_file
+from migctl.ops.plan import NodePlan, gpu_facts, plan_node
 from migctl.sim.catalog import models
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
@@ -37,7 +39,7 @@ def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     gpus = 2 if quick else 8
     reps = 1 if quick else 5
-    spec = load_path(str(DEFAULT_FILE))
+    spec = load_config_file(DEFAULT_FILE)
     node_ms: dict[str, list[float]] = defaultdict(list)
     pure_ms: dict[str, list[float]] = defaultdict(list)
     targeted: dict[str, list[str]] = defaultdict(list)
@@ -51,23 +53,23 @@ def main(argv: list[str]) -> int:
                 node_spec = f"{key}x{gpus}"
                 sim.reset(node_spec, tmp)
                 node = Node(Nvml(sim.open(node_spec, tmp, latency="none")))
-                facts = [ops.gpu_facts(node.gpus[0])]
+                facts = [gpu_facts(node.gpus[0])]
 
                 names = [n for n in spec.names() if applies_to(spec, n, facts)[0]]
-                plans = {n: ops.plan_node(node, spec, n, node.gpus) for n in names}
+                plans = {n: plan_node(node, spec, n, node.gpus) for n in names}
 
-                def size(name: str, plans: dict[str, ops.NodePlan] = plans) -> int:
+                def size(name: str, plans: dict[str, NodePlan] = plans) -> int:
                     t = plans[name].gpus[0].target
                     return len(t.instances) if t is not None and t.mig_enabled else -1
 
                 busiest = max(names, key=size)
-                report = ops.apply(node, plans[busiest])
+                report = apply(node, plans[busiest])
                 assert report.ok, report
                 for name in names:
                     targeted[name].append(key)
                     for _ in range(reps):
                         began = time.perf_counter()
-                        np = ops.plan_node(node, spec, name, node.gpus)
+                        np = plan_node(node, spec, name, node.gpus)
                         node_ms[name].append((time.perf_counter() - began) * 1000)
                         assert not np.refusals, (key, name, np.refusals)
                         began = time.perf_counter()

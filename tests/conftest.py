@@ -143,6 +143,22 @@ class Sim:
 SimFactory = Callable[..., Sim]
 
 
+@contextlib.contextmanager
+def running_on(
+    s: Sim, *, uuid: str | None = None, gpu: int | None = None, memory_mib: int = 700
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real process (``sleep 30``) that the simulated driver lists on MIG device ``uuid`` or on
+    GPU ``gpu`` (``migctl sim attach``: what the driver does when a CUDA context opens there)."""
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        where = ["--uuid", uuid] if uuid else ["-i", str(gpu)]
+        s.ok("sim", "attach", "--pid", str(proc.pid), *where, "--memory", str(memory_mib))
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
 def sim(migctl: Cli) -> SimFactory:
     """``sim(spec, enable="0")``: a fresh simulated node with MIG enabled on the given GPUs."""

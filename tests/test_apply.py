@@ -1,10 +1,11 @@
 """Declarative layouts (issue 4) through the CLI: plan, apply, assert, export, recover, hooks.
 
-Commands run as real subprocesses of ``migctl`` on a private simulated node; processes on
-instances are real ``sleep`` processes recorded with ``migctl sim attach``; a crash is a real
-``kill -9``. Snapshots of the node are read in-process (``migctl.Node(...).status()``, the
-dict ``status --json`` prints) where speed matters, and through ``status --json`` where the
-point is what a user sees. NVIDIA's default config file is exercised in
+Commands run in-process through the CLI's own entry point (the ``migctl`` fixture) on a private
+simulated node; processes on instances are real ``sleep`` processes recorded with ``migctl sim
+attach``; a crash is a real ``kill -9`` of a real ``migctl apply`` process. Snapshots of the
+node are read through the Python API (``migctl.Node(...).status()``, the record ``status
+--json`` prints) where speed matters, and through ``status --json`` where the point is what a
+user sees. NVIDIA's default config file is exercised in
 ``test_default_config_matrix.py``; these tests bring their own files.
 """
 
@@ -17,8 +18,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pynvml
 import pytest
 import yaml
 
-from conftest import Cli, Sim
+from conftest import Cli, Sim, running_on
 from migctl.device import open_node
 
 BALANCED = "3g.48gb,2g.24gb,1g.12gb:2"  # H20's all-balanced, inline
@@ -104,18 +104,6 @@ def uuid_of(status: dict[str, Any], gpu: int, profile: str) -> str:
 def write(path: Path, text: str) -> str:
     path.write_text(textwrap.dedent(text))
     return str(path)
-
-
-@contextmanager
-def running_on(s: Sim, uuid: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A real process (``sleep 30``) recorded as running on MIG device ``uuid``."""
-    proc = subprocess.Popen(["sleep", "30"])
-    try:
-        s.ok("sim", "attach", "--pid", str(proc.pid), "--uuid", uuid)
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 # -- config files --------------------------------------------------------------------------
@@ -297,7 +285,7 @@ def test_a_busy_instance_survives_and_a_target_needing_it_is_refused(migctl: Cli
     s = Sim(migctl, "h20x2")
     s.ok("apply", "--layout", BALANCED)
     busy = uuid_of(s.status(), 0, "3g.48gb")
-    with running_on(s, busy) as proc:
+    with running_on(s, uuid=busy) as proc:
         r = s.ok("apply", "--layout", "3g.48gb,1g.12gb:4")
         assert "keep      GI 2 3g.48gb at 4:4 (busy)" in r.out
         st = s.status()
@@ -464,9 +452,12 @@ def _hooks_file(tmp_path: Path, log: Path, fail_at: str | None = None) -> str:
 def _log(path: Path) -> list[tuple[str, dict[str, str]]]:
     if not path.exists():
         return []
-    out = [tuple(json.loads(line)) for line in path.read_text().splitlines()]
+    out: list[tuple[str, dict[str, str]]] = []
+    for line in path.read_text().splitlines():
+        point, env = json.loads(line)
+        out.append((str(point), dict(env)))
     path.unlink()
-    return out  # type: ignore[return-value]
+    return out
 
 
 def test_hooks_run_at_their_points_with_mig_parted_env(migctl: Cli, tmp_path: Path) -> None:

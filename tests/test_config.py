@@ -24,16 +24,19 @@ from migctl.config import (
     export_text,
     format_layout,
     get_config,
-    load_path,
     load_text,
     parse_layout,
     resolve,
     select,
 )
-from migctl.config.hooks import HookError, load_hooks_text, mig_parted_env, run_hook
+from migctl.config.document import MAX_CHARS, parse_document
+from migctl.config.hooks import load_hooks_text
 from migctl.config.select import suggest
 from migctl.core.geometry import GiProfile, GpuGeometry, Placement
 from migctl.core.layout import Target, TargetInstance
+from migctl.errors import UsageError
+from migctl.ops.files import load_config_file, read_text
+from migctl.ops.hooks import HookError, mig_parted_env, run_hook
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "data" / "mig-parted-config-default.yaml"
 
@@ -77,7 +80,7 @@ def _counts(target: Target, geometry: GpuGeometry) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def default_spec() -> MigSpec:
-    return load_path(DEFAULT_FILE)
+    return load_config_file(DEFAULT_FILE)
 
 
 def test_default_file_loads_unchanged(default_spec: MigSpec) -> None:
@@ -150,7 +153,7 @@ def test_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, key
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
-        load_path(path)
+        load_text(*read_text(path))
     err = info.value
     assert (err.source, err.line, err.key) == (str(path), line, key)
     assert message in err.message
@@ -169,13 +172,47 @@ def test_unknown_config_name_lists_nearest_first(default_spec: MigSpec) -> None:
 
 def test_stdin_and_unreadable_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(HEAD + "    - devices: all\n      mig-enabled: oops\n"))
-    with pytest.raises(ConfigError, match=r"^<stdin>:5: mig-configs.custom\[0\].mig-enabled: "):
-        load_path("-")
-    with pytest.raises(ConfigError, match="cannot read"):
-        load_path(tmp_path / "missing.yaml")
+    with pytest.raises(UsageError, match=r"^<stdin>:5: mig-configs.custom\[0\].mig-enabled: "):
+        load_config_file("-")
+    with pytest.raises(UsageError, match=r"missing.yaml: cannot read: No such file"):
+        load_config_file(tmp_path / "missing.yaml")
+    (tmp_path / "latin1.yaml").write_bytes(b"version: v1\n# caf\xe9\n")
+    with pytest.raises(UsageError, match=r"latin1.yaml: cannot read: not UTF-8 text"):
+        load_config_file(tmp_path / "latin1.yaml")
     with pytest.raises(ConfigError, match=r"^x.yaml:3: invalid YAML: mapping values are not allowed"):
         load_text("version: v1\nmig-configs:\n  a: b: c\n", "x.yaml")
 
+
+
+# --- the one YAML reader: line numbers and guards --------------------------------------------------
+
+
+def test_the_reader_locates_every_key_and_item() -> None:
+    doc = parse_document("jobs:\n  - name: a\n    command: [x]\n  - name: b\n", "jobs.yaml")
+    assert doc.data == {"jobs": [{"name": "a", "command": ["x"]}, {"name": "b"}]}
+    paths: list[tuple[str | int, ...]] = [("jobs",), ("jobs", 0, "command"), ("jobs", 1), ("jobs", 1, "name")]
+    assert [doc.line_of(p) for p in paths] == [1, 3, 4, 4]
+    assert doc.line_of(("jobs", 1, "missing", 3)) == 4  # the nearest enclosing key
+    assert str(doc.error(("jobs", 0, "command", 0), "not found")) == "jobs.yaml:3: jobs[0].command[0]: not found"
+    with pytest.raises(ConfigError, match=r"^d.yaml:3: a: duplicate key \(first at line 1\)$"):
+        parse_document("a: 1\nb: 2\na: 3\n", "d.yaml")
+
+
+def test_the_reader_refuses_alias_bombs_recursion_and_huge_documents() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8)
+    )  # 10**9 nodes once expanded
+    with pytest.raises(ConfigError, match=r"^bomb.yaml:\d+: .*document too large \(aliases expand to over"):
+        parse_document(bomb, "bomb.yaml")
+    with pytest.raises(ConfigError, match=r"^loop.yaml:1: a\[0\]: recursive alias$"):
+        parse_document("a: &a [*a]\n", "loop.yaml")
+    with pytest.raises(ConfigError, match=r"^big.yaml: document too large"):
+        parse_document("#" * (MAX_CHARS + 1), "big.yaml")
+    # The loaders built on it refuse the same bomb, with the file's name.
+    with pytest.raises(ConfigError, match=r"^cfg.yaml:\d+: .*document too large"):
+        load_text("version: v1\n" + bomb, "cfg.yaml")
 
 # --- selection ---------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 For each model of the simulator's catalog, one fresh simulated GPU takes every named config
 of ``mig-parted-config-default.yaml`` in file order, in-process through the Python layer
-(``plan_node`` / ``apply`` / ``check``):
+(``ops.plan.plan_node`` / ``ops.apply.apply`` / ``ops.check.check``):
 
 * a config that targets the model (``migctl.config.applies_to``: an entry covers it and the
   GPU has every profile the entry names) applies, ``assert`` passes afterwards, and a second
@@ -20,20 +20,23 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import Cli, Result
 from migctl import sim
-from migctl.config import ConfigError, MigSpec, applies_to, load_path
+from migctl.config import GpuFacts, MigSpec, applies_to
 from migctl.device import Gpu, open_node
-from migctl.ops import apply as ops
+from migctl.errors import UsageError
+from migctl.ops.apply import apply
+from migctl.ops.check import assert_node, check
+from migctl.ops.files import load_config_file
+from migctl.ops.plan import gpu_facts, plan_node
 from migctl.sim.catalog import models
 
 REPO = Path(__file__).resolve().parents[1]
-Cli = Callable[..., Any]
 MIG_MODELS = [k for k, m in models().items() if m.mig_capable]
 
 
@@ -44,7 +47,7 @@ def default_file() -> Path:
 
 @pytest.fixture(scope="module")
 def spec(default_file: Path) -> MigSpec:
-    return load_path(str(default_file))
+    return load_config_file(default_file)
 
 
 def snapshot(gpu: Gpu) -> Any:
@@ -71,10 +74,10 @@ def test_every_default_config_applies_where_it_targets_and_is_rejected_where_it_
     try:
         for name in spec.names():
             before = snapshot(gpu)
-            targeted = applies_to(spec, name, [ops.gpu_facts(gpu)])[0]
+            targeted = applies_to(spec, name, [gpu_facts(gpu)])[0]
             try:
-                plan = ops.plan_node(node, spec, name, node.gpus, source="default.yaml")
-            except ConfigError as exc:
+                plan = plan_node(node, spec, name, node.gpus, source="default.yaml")
+            except UsageError as exc:
                 rejected += 1
                 if targeted:
                     problems.append(f"{name}: targeted but refused: {exc}")
@@ -86,28 +89,28 @@ def test_every_default_config_applies_where_it_targets_and_is_rejected_where_it_
             g = plan.gpus[0]
             if g.target is None:
                 left_alone += 1
-                report = ops.apply(node, plan)
-                if targeted or [o.result for o in report.outcomes] != ["skipped"] or snapshot(gpu) != before:
-                    problems.append(f"{name}: should be left alone: {g.note}; {report.outcomes}")
+                report = apply(node, plan)
+                if targeted or [o.result for o in report.gpus] != ["skipped"] or snapshot(gpu) != before:
+                    problems.append(f"{name}: should be left alone: {g.note}; {report.gpus}")
                 continue
             if not targeted:
                 problems.append(f"{name}: applies_to says not targeted, yet it plans")
             if g.refusal is not None:
                 problems.append(f"{name}: refused: {g.refusal.reason}")
                 continue
-            report = ops.apply(node, plan)
+            report = apply(node, plan)
             if not report.ok:
-                problems.append(f"{name}: apply failed: {report.outcomes}")
+                problems.append(f"{name}: apply failed: {report.gpus}")
                 continue
             applied += 1
-            again = ops.plan_node(node, spec, name, node.gpus)
-            diffs = ops.check(again, node)
+            again = plan_node(node, spec, name, node.gpus)
+            diffs = {d.gpu: d.differences for d in check(again, node).gpus}
             if diffs[0]:
                 problems.append(f"{name}: assert fails after apply: {diffs[0]}")
             if again.gpus[0].changes:
                 problems.append(f"{name}: a second apply would change the GPU")
             try:
-                ops.assert_node(node, again)
+                assert_node(node, again)
             except Exception as exc:  # any exception is a failure worth listing
                 problems.append(f"{name}: assert_node raised {exc}")
     finally:
@@ -123,7 +126,7 @@ def test_every_default_config_applies_where_it_targets_and_is_rejected_where_it_
 def test_the_default_file_covers_every_mig_model_with_its_balanced_layout(spec: MigSpec) -> None:
     for key in MIG_MODELS:
         m = models()[key]
-        gpu = [ops.GpuFacts(0, m.nvml_pci_device_id, m.geometry(), m.name)]
+        gpu = [GpuFacts(0, m.nvml_pci_device_id, m.geometry(), m.name)]
         assert applies_to(spec, "all-balanced", gpu)[0], key
         uniform = [n for n in spec.names() if re.fullmatch(r"all-\dg\.\d+gb", n) and applies_to(spec, n, gpu)[0]]
         assert len(uniform) >= 3, (key, uniform)
@@ -133,7 +136,9 @@ def test_a_mixed_node_applies_all_balanced_with_each_models_own_profiles(
     migctl: Cli, default_file: Path, state_dir: Path
 ) -> None:
     nodes = "h100-80gb,h20,a30,b200,l40s"
-    run = lambda *a, **kw: migctl("--sim", nodes, *a, **kw)  # noqa: E731
+    def run(*args: str) -> Result:
+        return migctl("--sim", nodes, *args)
+
     r = run("apply", "-f", str(default_file), "-c", "all-balanced")
     assert r.code == 0, r
     assert "GPU 4: skipped: NVIDIA L40S" in r.out or "GPU 4: skipped" in r.out

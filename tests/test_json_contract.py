@@ -13,17 +13,14 @@ import jsonschema
 import pytest
 
 from conftest import REPO, Sim, SimFactory
-from migctl.records.schema import by_command, command_schema
+from migctl.records.schema import NOT_COMMANDS, by_command, command_schema
 
 sys.path.insert(0, str(REPO / "tools"))
 import gen_json_docs
 
 #: Commands whose --json is not yet generated from a record (each is converted by its owner,
 #: and this set only shrinks).
-NOT_YET_RECORDS = {
-    "mode", "reset", "create", "create-ci", "destroy", "plan", "apply", "assert", "export", "recover",
-    "sim",
-}
+NOT_YET_RECORDS = {"sim"}
 
 
 def test_docs_are_generated_from_the_records() -> None:
@@ -33,10 +30,11 @@ def test_docs_are_generated_from_the_records() -> None:
 def test_every_command_is_in_the_registry() -> None:
     import typer
 
-    from migctl.cli.main import app
+    import migctl.cli.main  # noqa: F401  (registers every command)
+    from migctl.cli.app import app
 
     names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    assert names - NOT_YET_RECORDS == set(by_command())
+    assert names - NOT_YET_RECORDS == set(by_command()) - NOT_COMMANDS
 
 
 def _validate(command: str, document: Any) -> None:

@@ -2,9 +2,11 @@
 
 Every refusal is checked three ways: the words the user reads, the documented exit code, and
 that the GPU did not change (``status`` before and after, compared whole: instance IDs,
-placements, MIG UUIDs, processes). Commands run as real subprocesses of the CLI; processes on
-instances are real ``sleep`` processes recorded with ``migctl sim attach``. State snapshots are
-read in-process through the Python API (the same dict ``status --json`` prints), which is fast.
+placements, MIG UUIDs, processes). Commands run in-process through the CLI's own entry point
+(the ``migctl`` fixture); only what needs real processes runs them as subprocesses: the host
+lock held by another process, concurrent creates, SIGTERM and ``kill -9`` mid-create. Processes
+on instances are real ``sleep`` processes recorded with ``migctl sim attach``. State snapshots
+are read through the Python API (the same record ``status --json`` prints).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import pynvml
 import pytest
 
 import migctl
-from conftest import Sim
+from conftest import Sim, running_on
 from migctl.core.geometry import Placement
 from migctl.device import open_node
 from migctl.errors import EXIT_CODES
@@ -34,19 +36,6 @@ from migctl.records.inspect import MigModeState
 
 REPO = Path(__file__).resolve().parents[1]
 ME = psutil.Process().username()
-
-
-@contextmanager
-def running_on(s: Sim, *, uuid: str | None = None, gpu: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """A real process (``sleep 30``) recorded as using a MIG device or a whole GPU."""
-    proc = subprocess.Popen(["sleep", "30"])
-    try:
-        where = ["--uuid", uuid] if uuid else ["-i", str(gpu)]
-        s.ok("sim", "attach", "--pid", str(proc.pid), *where, "--memory", "700")
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def assert_names(text: str, proc: subprocess.Popen[bytes]) -> None:
@@ -88,7 +77,16 @@ def test_mode_enable_refused_on_hopper_while_a_process_uses_the_gpu(sim: Callabl
         assert "700 MiB" in r.out
         (o,) = s("mode", "enable", "-i", "0", "--json").json()["gpus"]
         assert o["result"] == "refused"
-        assert o["processes"] == [{"pid": proc.pid, "user": ME, "command": "sleep 30", "used_memory_mib": 700}]
+        assert o["processes"] == [
+            {
+                "pid": proc.pid,
+                "user": ME,
+                "command": "sleep 30",
+                "used_memory_mib": 700,
+                "gpu_instance_id": None,  # on the whole GPU, not on a MIG device
+                "compute_instance_id": None,
+            }
+        ]
         assert s.status() == before
     s.ok("mode", "enable", "-i", "0")  # once it has gone
 
@@ -231,13 +229,13 @@ def test_create_succeeds_in_every_order_where_default_placement_fails(state_dir:
     assert ("1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb") in failing
 
     # migctl: every order fits, with the same final layout.
-    with migctl.Node(sim="a100-40gb") as node:
+    with migctl.Node(sim="a100-40gb") as api:
         for order in orders:
-            made = node.create(*order)
+            made = api.create(*order).created
             assert sorted(m.profile for m in made) == sorted(order)
-            spans = sorted((m.placement["start"], m.placement["size"]) for m in made)
+            spans = sorted((m.placement.start, m.placement.size) for m in made)
             assert all(a[0] + a[1] <= b[0] for a, b in itertools.pairwise(spans))
-            node.destroy(everything=True)
+            api.destroy(everything=True)
     # And on the command line, in the order the seed would have typed it.
     assert len(s.create("1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb")) == 4
 
@@ -524,11 +522,11 @@ def test_concurrent_creates_never_interleave(sim: Callable[..., Sim], state_dir:
     # Ten single requests at once: exactly seven fit, the rest are refused cleanly.
     s.ok("destroy", "--all")
     procs = [start("create", "1g.12gb", "-i", "0") for _ in range(10)]
-    results = [(p.wait(timeout=60), p.communicate()) for p in procs]
-    codes = [code for code, _ in results]
-    assert codes.count(0) == 7 and codes.count(4) == 3, results
-    made = [json.loads(out)["created"][0]["uuid"] for code, (out, _) in results if code == 0]
-    assert all("Traceback" not in err for _, (_, err) in results)
+    singles = [(p.wait(timeout=60), p.communicate()) for p in procs]
+    codes = [code for code, _ in singles]
+    assert codes.count(0) == 7 and codes.count(4) == 3, singles
+    made = [json.loads(out)["created"][0]["uuid"] for code, (out, _) in singles if code == 0]
+    assert all("Traceback" not in err for _, (_, err) in singles)
     status = s.gpu()
     assert sorted(ci["uuid"] for g in status["gpu_instances"] for ci in g["compute_instances"]) == sorted(made)
     placements = [Placement(g["placement"]["start"], g["placement"]["size"]) for g in status["gpu_instances"]]
@@ -581,18 +579,18 @@ def test_json_errors_are_objects_with_the_exit_code(sim: Callable[..., Sim]) -> 
 
 def test_python_api_walkthrough(state_dir: Path) -> None:
     with migctl.Node(sim="h20x8", state_dir=state_dir) as node:
-        (outcome,) = node.set_mig_mode(True, gpus=0)
+        (outcome,) = node.mode(True, gpus=0).gpus
         assert (outcome.gpu, outcome.result) == (0, "enabled")
 
-        made = node.create("1g.12gb:2", "2g.24gb", gpus=0)
+        made = node.create("1g.12gb:2", migctl.ProfileRequest("2g.24gb"), gpus=0).created
         assert [m.profile for m in made] == ["2g.24gb", "1g.12gb", "1g.12gb"]
         assert all(m.uuid and m.uuid.startswith("MIG-") and m.compute_instance_id == 0 for m in made)
 
-        (gi,) = node.create("3g.48gb", gpus=0, compute_instance=False)
-        cis = node.create_ci(0, gi.gpu_instance_id, "1c.3g.48gb:3")
+        (gi,) = node.create("3g.48gb", gpus=0, compute_instance=False).created
+        cis = node.create_ci(0, gi.gpu_instance_id, "1c.3g.48gb:3").created
         assert [c.compute_instance_id for c in cis] == [0, 1, 2]
 
-        gone = node.destroy(gpus=0, ci=[(gi.gpu_instance_id, 0), (gi.gpu_instance_id, 1)])
+        gone = node.destroy(gpus=0, ci=[(gi.gpu_instance_id, 0), (gi.gpu_instance_id, 1)]).destroyed
         assert [(d.gpu_instance_id, d.compute_instance_id) for d in gone] == [
             (gi.gpu_instance_id, 0),
             (gi.gpu_instance_id, 1),
@@ -601,9 +599,9 @@ def test_python_api_walkthrough(state_dir: Path) -> None:
         (status,) = node.status(0).gpus
         assert len(status.gpu_instances) == 4
 
-        done = node.destroy(gpus=0, everything=True)
+        done = node.destroy(gpus=0, everything=True).destroyed
         assert sum(d.compute_instance_id is None for d in done) == 4
-        (off,) = node.set_mig_mode(False, gpus=0)
+        (off,) = node.set_mig_mode(False, gpus=0).gpus  # the older name of mode()
         assert off.result == "disabled"
 
 
@@ -613,14 +611,14 @@ def test_python_api_raises_typed_errors(
     with migctl.Node(sim="h20x8", state_dir=state_dir) as node:
         with pytest.raises(migctl.NotSupportedError, match="MIG is disabled on GPU 0"):
             node.create("1g.12gb")
-        node.set_mig_mode(True, gpus=0)
+        node.mode(True, gpus=0)
         with pytest.raises(migctl.UsageError, match="'1' is not a GPU-instance profile") as usage:
             node.create("20,1g.12gb,1")
         assert usage.value.exit_code == 2 and usage.value.nvml_code is None
         with pytest.raises(migctl.InsufficientResourcesError) as full:
             node.create("7g.96gb", "1g.12gb")
         assert full.value.exit_code == 4 and "nothing was created" in str(full.value)
-        (made,) = node.create("1g.12gb")
+        (made,) = node.create("1g.12gb").created
         assert made.uuid is not None
         with running_on(sim("h20x8", enable=None), uuid=made.uuid) as proc:
             with pytest.raises(migctl.InUseError, match=f"pid {proc.pid}") as busy:
@@ -638,7 +636,7 @@ def test_python_api_raises_typed_errors(
 def test_python_api_lock_timeout(state_dir: Path) -> None:
     with migctl.Node(sim="h20x8", state_dir=state_dir) as node, lock_holder(state_dir) as holder:
         with pytest.raises(migctl.LockTimeoutError, match=f"pid {holder.pid}") as locked:
-            node.set_mig_mode(True, gpus=0, wait_s=0.2)
+            node.mode(True, gpus=0, wait_s=0.2)
         assert locked.value.exit_code == 9
         assert node.status(0).gpus[0].mig == MigModeState(current=False, pending=False)  # reading never waits
 

@@ -9,8 +9,10 @@ only with ``GpuGeometry.why_not``.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +27,10 @@ from migctl.core.layout import (
     TargetInstance,
     default_compute,
 )
-from migctl.core.planner import difference, plan, wipe_plan
+from migctl.core.planner import difference, plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _wipe import wipe_plan  # mig-parted's wipe-and-recreate, the benchmarks' baseline
 
 # --------------------------------------------------------------------------- geometries
 

@@ -8,7 +8,7 @@ model in the catalog, and print the config x model matrix as a Markdown table.
 A cell is
 
 * ``✓``  the config targets the model (``migctl.config.applies_to``) and was applied, and
-  ``assert`` (``ops.apply.check``) passes afterwards;
+  ``assert`` (``ops.check.check``) passes afterwards;
 * ``✗ reason``  the config covers the model but cannot apply to it (it names a profile the
   model lacks, or does not fit); it was rejected before any change, and the GPU is verified
   unchanged;
@@ -35,9 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from migctl import sim
-from migctl.config import ConfigError, applies_to, load_path
+from migctl.config import applies_to
 from migctl.device import Gpu, open_node
-from migctl.ops import apply as ops
+from migctl.errors import UsageError
+from migctl.ops.apply import apply
+from migctl.ops.check import check
+from migctl.ops.files import load_config_file
+from migctl.ops.plan import gpu_facts, plan_node
 from migctl.sim.catalog import models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +76,7 @@ def _short(message: str) -> str:
 
 def model_column(spec_path: Path, names: list[str], key: str, root: Path) -> dict[str, Cell]:
     """Apply each config in ``names`` in turn on one fresh simulated GPU of model ``key``."""
-    spec = load_path(str(spec_path))
+    spec = load_config_file(spec_path)
     state = root / key
     os.environ["MIGCTL_STATE_DIR"] = str(state)  # the journal and host lock live there too
     sim.reset(key, state)
@@ -82,10 +86,10 @@ def model_column(spec_path: Path, names: list[str], key: str, root: Path) -> dic
         gpu = node.gpus[0]
         for name in names:
             before = snapshot(gpu)
-            targeted = applies_to(spec, name, [ops.gpu_facts(gpu)])[0]
+            targeted = applies_to(spec, name, [gpu_facts(gpu)])[0]
             try:
-                plan = ops.plan_node(node, spec, name, node.gpus, source=str(spec_path))
-            except ConfigError as exc:
+                plan = plan_node(node, spec, name, node.gpus, source=str(spec_path))
+            except UsageError as exc:
                 cell = Cell("✗", _short(exc.message))
             else:
                 g = plan.gpus[0]
@@ -94,11 +98,11 @@ def model_column(spec_path: Path, names: list[str], key: str, root: Path) -> dic
                 elif g.refusal is not None:
                     cell = Cell("✗", "does not fit")
                 else:
-                    report = ops.apply(node, plan, parallel=False)
-                    after = ops.plan_node(node, spec, name, node.gpus, source=str(spec_path))
-                    diffs = ops.check(after, node)[0]
+                    report = apply(node, plan, parallel=False)
+                    after = plan_node(node, spec, name, node.gpus, source=str(spec_path))
+                    diffs = {g.gpu: g.differences for g in check(after, node).gpus}[0]
                     if not report.ok or diffs:
-                        detail = "; ".join(o.detail for o in report.outcomes if o.detail) or "; ".join(diffs)
+                        detail = "; ".join(o.detail for o in report.gpus if o.detail) or "; ".join(diffs)
                         cell = Cell("FAIL", detail[:80])
                     elif any(g.changes for g in after.gpus):
                         cell = Cell("FAIL", "not idempotent: a second apply would change the GPU")
@@ -117,7 +121,7 @@ def model_column(spec_path: Path, names: list[str], key: str, root: Path) -> dic
 
 def matrix(spec_path: Path, model_keys: list[str], configs: list[str] | None = None) -> dict[str, dict[str, Cell]]:
     """config -> model -> cell."""
-    spec = load_path(str(spec_path))
+    spec = load_config_file(spec_path)
     names = configs or spec.names()
     saved = os.environ.get("MIGCTL_STATE_DIR")
     try:
@@ -168,7 +172,7 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     try:
         cells = matrix(args.file, keys, args.configs.split(",") if args.configs else None)
-    except ConfigError as exc:
+    except UsageError as exc:
         print(f"config_matrix: {exc}", file=sys.stderr)
         return 2
     print(render(cells, keys, args.file))

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from migctl.records.schema import COMMANDS, command_schema
+from migctl.records.schema import COMMANDS, NOT_COMMANDS, command_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -27,7 +27,7 @@ def _type(node: dict[str, Any], defs: dict[str, Any]) -> str:
         return " | ".join(json.dumps(v) for v in node["enum"])
     if "const" in node:
         return json.dumps(node["const"])
-    kind = node.get("type", "any")
+    kind = str(node.get("type", "any"))
     if kind == "array":
         return f"array of {_type(node.get('items', {}), defs)}"
     if kind == "object" and "additionalProperties" in node and isinstance(node["additionalProperties"], dict):
@@ -56,7 +56,7 @@ def _fields(obj: dict[str, Any], defs: dict[str, Any], depth: int, seen: tuple[s
         text = " ".join(desc.replace("``", "`").split())
         lines.append(f"{'  ' * depth}- `{name}` ({_type(prop, defs)})" + (f": {text}" if text else ""))
         sub = _object_of(prop, defs)
-        if sub is not None and sub.get("properties") and id(sub) not in seen:
+        if sub is not None and sub.get("properties") and str(id(sub)) not in seen:
             lines += _fields(sub, defs, depth + 1, (*seen, str(id(sub))))
     return lines
 
@@ -67,7 +67,9 @@ def render() -> dict[Path, str]:
     for c in COMMANDS:
         schema = command_schema(c.record)
         defs = schema.get("$defs", {})
-        parts.append(f"## `{c.command}`\n\n{c.summary} Schema: [`schema/{c.command}.json`](schema/{c.command}.json).\n\n")
+        title = f"`{c.command}` (any command that fails)" if c.command in NOT_COMMANDS else f"`{c.command}`"
+        link = f"[`schema/{c.command}.json`](schema/{c.command}.json)"
+        parts.append(f"## {title}\n\n{c.summary} Schema: {link}.\n\n")
         parts.append("\n".join(_fields(schema, defs, 0, ())) + "\n\n")
         files[DOCS / "schema" / f"{c.command}.json"] = json.dumps(schema, indent=2) + "\n"
     parts.append((HERE / "json_docs_outro.md").read_text())

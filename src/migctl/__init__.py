@@ -4,14 +4,15 @@ Quick start (on the simulator; drop ``sim=`` on a real GPU server)::
 
     import migctl
     node = migctl.Node(sim="h20x8")
-    node.set_mig_mode(True, gpus="0")
-    node.create("1g.12gb:2", gpus="0")
+    node.mode(True, gpus="0")
+    node.create("1g.12gb:2", gpus="0")              # or migctl.ProfileRequest("1g.12gb", 2)
     print(node.status(gpus="0"))
 
     migctl.use("1g.12gb")   # before CUDA starts: this process now sees one MIG device
 """
 
 from migctl.api import Node
+from migctl.core.layout import ProfileRequest
 from migctl.errors import (
     DriverError,
     InsufficientResourcesError,
@@ -39,6 +40,7 @@ __all__ = [
     "Node",
     "NotSupportedError",
     "PermissionDeniedError",
+    "ProfileRequest",
     "ResetRequiredError",
     "UsageError",
     "__version__",

@@ -2,14 +2,21 @@
 
 >>> import migctl
 >>> node = migctl.Node(sim="h20x8")                    # doctest: +SKIP   (omit sim= on a real GPU server)
->>> node.set_mig_mode(True, gpus="0")                  # doctest: +SKIP   nvidia-smi -i 0 -mig 1
-[ModeOutcome(gpu=0, name='NVIDIA H20', requested='enabled', result='enabled', ...)]
+>>> node.mode(True, gpus="0").gpus[0].result           # doctest: +SKIP   nvidia-smi -i 0 -mig 1
+'enabled'
 >>> node.create("1g.12gb:2", "2g.24gb", gpus="0")      # doctest: +SKIP   nvidia-smi mig -i 0 -cgi 19,19,14 -C
-[CreatedInstance(gpu=0, gpu_instance_id=..., profile='1g.12gb', ...), ...]
+CreateReport(created=(CreatedInstance(gpu=0, gpu_instance_id=..., profile='2g.24gb', ...), ...))
+>>> node.apply("3g.48gb,2g.24gb,1g.12gb:2", gpus="1")  # doctest: +SKIP   nvidia-mig-parted apply
 >>> node.destroy(gpus="0", everything=True)            # doctest: +SKIP   nvidia-smi mig -dci && nvidia-smi mig -dgi
 
-Every failure is a :class:`migctl.errors.MigctlError` subclass (``InsufficientResourcesError``,
-``InUseError``...) carrying ``nvml_code`` when the driver said no.
+Why this module is long: ``Node`` has one method per command, each a thin call into
+:mod:`migctl.ops` whose docstring (example, Returns, Raises, the nvidia-smi / mig-parted
+equivalent) is the API's documentation; splitting the class would scatter it.
+
+Every method returns the record the matching command's ``--json`` prints
+(:mod:`migctl.records`, documented in ``docs/json.md``). Every failure is a
+:class:`migctl.errors.MigctlError` subclass (``InsufficientResourcesError``, ``InUseError``...)
+carrying ``nvml_code`` when the driver said no.
 """
 
 from __future__ import annotations
@@ -18,10 +25,20 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from migctl.core.layout import ProfileRequest
 from migctl.device import Gpu, open_node
-from migctl.ops import inspect, leases, lifecycle
-from migctl.ops.lifecycle import CreatedInstance, Destroyed, ModeOutcome, ResetOutcome
+from migctl.errors import UsageError
+from migctl.ops import inspect, leases
 from migctl.records.inspect import StatusReport
+from migctl.records.layouts import ApplyReport, AssertReport, ExportReport, PlanReport, RecoverReport
+from migctl.records.lifecycle import CreateReport, DestroyReport, ModeReport, ResetReport
+
+if TYPE_CHECKING:  # the config layer (and pydantic) is imported only by the methods that parse
+    from migctl.config import MigConfigEntry, MigSpec
+    from migctl.ops.plan import NodePlan
+
+#: A GPU selection as ``-i`` takes it: ``0``, ``"0,2"``, ``"0-3"``, a ``GPU-`` UUID; ``None``: all.
+Gpus = str | int | None
 
 if TYPE_CHECKING:  # the job-running operations are imported when first used
     from migctl.config.jobs import JobSpec
@@ -48,68 +65,353 @@ class Node:
         """The device layer's GPUs (profiles, placements, instances, MIG devices, processes)."""
         return list(self._node.gpus)
 
-    def select(self, gpus: str | int | None = None) -> list[Gpu]:
+    def select(self, gpus: Gpus = None) -> list[Gpu]:
         return self._node.select(None if gpus is None else str(gpus))
 
-    def status(self, gpus: str | int | None = None) -> StatusReport:
+    def status(self, gpus: Gpus = None) -> StatusReport:
         """What ``migctl status`` shows (``--json`` prints this record)."""
         return inspect.status(self._node, self.select(gpus), leases.holder_records())
 
-    def set_mig_mode(
+    # -- lifecycle: mode, reset, create, create_ci, destroy ------------------------------------------
+
+    def mode(
         self,
-        enabled: bool,
-        gpus: str | int | None = None,
+        enable: bool,
+        gpus: Gpus = None,
         *,
         destroy_instances: bool = False,
         wait_s: float | None = None,
-    ) -> list[ModeOutcome]:
-        """``migctl mode enable|disable``: one outcome per GPU (enabled, pending, refused...)."""
-        return lifecycle.set_mig_mode(
-            self._node, self.select(gpus), enabled, destroy_instances=destroy_instances, wait_s=wait_s
-        )
+    ) -> ModeReport:
+        """Enable or disable MIG mode: ``migctl mode enable|disable`` (``nvidia-smi -i N -mig 1|0``).
+
+        >>> report = node.mode(True, gpus=0)                     # doctest: +SKIP
+        >>> report.gpus[0].result                                # doctest: +SKIP
+        'enabled'
+
+        Disabling a GPU that has instances is refused (listing them) unless ``destroy_instances``;
+        busy instances are never destroyed.
+
+        Returns:
+            :class:`~migctl.records.lifecycle.ModeReport`, one outcome per GPU: ``enabled``,
+            ``disabled``, ``pending`` (call :meth:`reset` once the listed processes stop),
+            ``refused`` or ``not_supported``. A GPU-level refusal is an outcome, not an exception.
+        Raises:
+            UsageError: a bad ``gpus``. LockTimeoutError: another migctl held the lock past ``wait_s``.
+            DriverError: the driver failed in an unexpected way.
+        """
+        from migctl.ops.mode import set_mig_mode
+
+        return set_mig_mode(self._node, self.select(gpus), enable, destroy_instances=destroy_instances, wait_s=wait_s)
+
+    #: The same as :meth:`mode` (its name before the records).
+    set_mig_mode = mode
+
+    def reset(self, gpus: str | int, *, force: bool = False, wait_s: float | None = None) -> ResetReport:
+        """Reset GPUs so a pending MIG mode takes effect: ``migctl reset`` (``nvidia-smi --gpu-reset -i N``).
+
+        >>> node.reset(0).gpus[0].mig                            # doctest: +SKIP
+        MigModeState(current=True, pending=True)
+
+        A reset destroys every GPU instance; where no mode change is pending that is all it would
+        do, so it is refused unless ``force``.
+
+        Returns:
+            :class:`~migctl.records.lifecycle.ResetReport`: each GPU's MIG mode after the reset.
+        Raises:
+            InUseError: a process uses a GPU, a migctl lease holds one of its MIG devices, or
+            (without ``force``) the reset would only destroy instances. Nothing is reset.
+            UsageError, LockTimeoutError, DriverError.
+        """
+        from migctl.ops.mode import reset
+
+        return reset(self._node, self.select(gpus), force=force, wait_s=wait_s)
 
     def create(
         self,
-        *profiles: str,
-        gpus: str | int | None = "0",
+        *profiles: ProfileRequest | str,
+        gpus: Gpus = "0",
         placement: int | None = None,
         compute_instance: bool = True,
         wait_s: float | None = None,
-    ) -> list[CreatedInstance]:
-        """``migctl create``: all or nothing, placements chosen so any order fits."""
-        return lifecycle.create(
+    ) -> CreateReport:
+        """Create GPU instances, each with its default compute instance: ``migctl create``
+        (``nvidia-smi mig -i N -cgi LIST -C``), all or nothing, at placements that always fit.
+
+        >>> made = node.create("1g.12gb:2", ProfileRequest("2g.24gb"), gpus=0)    # doctest: +SKIP
+        >>> [(m.profile, str(m.placement), m.uuid[:4]) for m in made.created]      # doctest: +SKIP
+        [('2g.24gb', '0:2', 'MIG-'), ('1g.12gb', '2:1', 'MIG-'), ('1g.12gb', '3:1', 'MIG-')]
+
+        ``profiles`` are :class:`~migctl.config.ProfileRequest` or the short form (``"1g.12gb:2"``,
+        ``"19"``, ``"1g.12gb,2g.24gb"``). ``placement`` pins a single GPU instance's start slice;
+        ``compute_instance=False`` is ``-cgi`` without ``-C``.
+
+        Returns:
+            :class:`~migctl.records.lifecycle.CreateReport`: every instance made, with its MIG UUID.
+        Raises:
+            UsageError: an unknown profile or GPU, a bad placement (nothing created).
+            NotSupportedError: MIG off or not supported. ResetRequiredError: MIG mode pending.
+            InsufficientResourcesError: it does not fit (the message says what is free and what
+            would fit). DriverError: the driver failed (what the call made was destroyed again;
+            ``details["rolled_back"]`` says whether completely). LockTimeoutError.
+        """
+        from migctl.ops.create import create
+
+        return create(
             self._node,
             self.select(gpus),
-            lifecycle.parse_counted(list(profiles)),
+            self._requests(profiles),
             placement=placement,
             compute_instance=compute_instance,
             wait_s=wait_s,
         )
 
-    def create_ci(self, gpu: int, gi: int, *ci_profiles: str, wait_s: float | None = None) -> list[CreatedInstance]:
-        """``migctl create-ci``: compute instances in GPU instance ``gi`` (default CI if none named)."""
+    def create_ci(
+        self, gpu: int, gi: int, *ci_profiles: ProfileRequest | str, wait_s: float | None = None
+    ) -> CreateReport:
+        """Create compute instances in GPU instance ``gi`` of GPU ``gpu``: ``migctl create-ci``
+        (``nvidia-smi mig -i N -cci LIST -gi GI``), all or nothing; the default one if none is named.
+
+        >>> node.create_ci(0, 2, "1c.3g.48gb:3").created[2].compute_instance_id   # doctest: +SKIP
+        2
+
+        Returns:
+            :class:`~migctl.records.lifecycle.CreateReport`.
+        Raises:
+            UsageError: an unknown GPU instance or compute-instance profile (nothing created).
+            InsufficientResourcesError: they do not fit. DriverError (rolled back), LockTimeoutError.
+        """
+        from migctl.ops.create import create_ci
+
         (chosen,) = self.select(gpu)
-        return lifecycle.create_ci(self._node, chosen, gi, lifecycle.parse_counted(list(ci_profiles)), wait_s=wait_s)
+        return create_ci(self._node, chosen, gi, self._requests(ci_profiles), wait_s=wait_s)
 
     def destroy(
         self,
-        gpus: str | int | None = None,
+        gpus: Gpus = None,
         *,
         gi: Sequence[int] = (),
         ci: Sequence[tuple[int, int]] = (),
         uuid: Sequence[str] = (),
         everything: bool = False,
         wait_s: float | None = None,
-    ) -> list[Destroyed]:
-        """``migctl destroy``: refuses, destroying nothing, if any target is in use."""
-        chosen = self.select(gpus) if (gpus is not None or everything) else ([] if uuid else self.select(0))
-        return lifecycle.destroy(
-            self._node, chosen, gi_ids=gi, ci_ids=ci, uuids=uuid, everything=everything, wait_s=wait_s
-        )
+    ) -> DestroyReport:
+        """Destroy compute instances, then GPU instances: ``migctl destroy``
+        (``nvidia-smi mig -dci`` then ``-dgi``). Refuses, destroying nothing, if any target is in use.
 
-    def reset(self, gpus: str | int, *, force: bool = False, wait_s: float | None = None) -> list[ResetOutcome]:
-        """``migctl reset``: GPU reset so a pending MIG mode takes effect (``force``: even if none is)."""
-        return lifecycle.reset(self._node, self.select(gpus), force=force, wait_s=wait_s)
+        >>> node.destroy(gpus=0, ci=[(2, 0), (2, 1)])           # doctest: +SKIP   -dci -ci 0,1 -gi 2
+        >>> node.destroy(uuid=["MIG-..."])                      # doctest: +SKIP   that MIG device's CI
+        >>> node.destroy(gpus=0, everything=True)               # doctest: +SKIP   everything on GPU 0
+
+        ``gi`` and ``ci`` (``(GI, CI)`` pairs) apply to ``gpus`` (default GPU 0, or every GPU with
+        ``everything``); ``uuid`` names MIG devices on any GPU.
+
+        Returns:
+            :class:`~migctl.records.lifecycle.DestroyReport`, in the order destroyed.
+        Raises:
+            InUseError: a target has a process or a migctl lease (naming them; nothing destroyed).
+            UsageError: an unknown ID or UUID. NotSupportedError: MIG off. DriverError: the driver
+            failed part-way (``details["destroyed"]`` says what went; calling again finishes).
+            LockTimeoutError.
+        """
+        from migctl.ops.destroy import destroy
+
+        chosen = self.select(gpus) if (gpus is not None or everything) else ([] if uuid else self.select(0))
+        return destroy(self._node, chosen, gi_ids=gi, ci_ids=ci, uuids=uuid, everything=everything, wait_s=wait_s)
+
+    # -- layouts: plan, apply, assert_, export, recover --------------------------------------------------
+
+    def plan(
+        self,
+        layout: str | MigConfigEntry | None = None,
+        *,
+        file: str | os.PathLike[str] | None = None,
+        config: str | None = None,
+        spec: MigSpec | None = None,
+        gpus: Gpus = None,
+    ) -> PlanReport:
+        """What :meth:`apply` would do, per GPU, changing nothing: ``migctl plan``
+        (``nvidia-mig-parted apply --dry-run``, with placements).
+
+        >>> node.plan("3g.48gb,1g.12gb:4", gpus=0).gpus[0].create     # doctest: +SKIP
+        (PlannedCreate(profile='1g.12gb', placement=Placement(start=0, size=1), ...), ...)
+        >>> node.plan(file="config.yaml", config="all-balanced")       # doctest: +SKIP
+
+        The layout is an inline ``--layout`` string (or a parsed entry), a mig-parted v1 ``file``
+        (``"-"``: stdin) or a loaded ``spec``; ``config`` names the config in a file or spec.
+
+        Returns:
+            :class:`~migctl.records.layouts.PlanReport`. A GPU that refuses (the target needs a busy
+            instance, or does not fit) is reported there (``refused``, ``error``), not raised.
+        Raises:
+            UsageError: a bad file, layout or config name, or a profile a GPU lacks (file:line: key).
+        """
+        from migctl.ops.plan import plan_report
+
+        return plan_report(self._plan(layout, file, config, spec, gpus))
+
+    def apply(
+        self,
+        layout: str | MigConfigEntry | None = None,
+        *,
+        file: str | os.PathLike[str] | None = None,
+        config: str | None = None,
+        spec: MigSpec | None = None,
+        gpus: Gpus = None,
+        hooks_file: str | os.PathLike[str] | None = None,
+        parallel: bool = True,
+        wait_s: float | None = None,
+    ) -> ApplyReport:
+        """Apply a layout: ``migctl apply`` (``nvidia-mig-parted apply -f FILE -c NAME``), changing
+        only what differs, each GPU a transaction (rolled back on failure), concurrently.
+
+        >>> report = node.apply(file="config.yaml", config="all-balanced")   # doctest: +SKIP
+        >>> report.ok, [o.result for o in report.gpus]                       # doctest: +SKIP
+        (True, ['applied', 'applied', 'unchanged', ...])
+
+        Arguments as :meth:`plan`; ``hooks_file`` is mig-parted's hooks file (``-k``).
+
+        Returns:
+            :class:`~migctl.records.layouts.ApplyReport`; ``ok`` is false when a GPU was rolled
+            back, failed or is pending a reset, or the ``apply-exit`` hook failed.
+        Raises:
+            InUseError: the layout needs a busy instance. InsufficientResourcesError: it does not
+            fit. Either way nothing is changed. UsageError: as :meth:`plan`, or a failing hook
+            before any change. LockTimeoutError.
+        """
+        from migctl.ops.apply import apply
+        from migctl.ops.files import load_hooks_file
+        from migctl.ops.hooks import mig_parted_env
+
+        node_plan = self._plan(layout, file, config, spec, gpus)
+        hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
+        env = mig_parted_env(
+            os.fspath(file) if file is not None else node_plan.source,
+            node_plan.config,
+            hooks_file=os.fspath(hooks_file) if hooks_file is not None else "",
+        )
+        return apply(self._node, node_plan, hooks=hooks, hook_env=env, parallel=parallel, wait_s=wait_s)
+
+    def check(
+        self,
+        layout: str | MigConfigEntry | None = None,
+        *,
+        file: str | os.PathLike[str] | None = None,
+        config: str | None = None,
+        spec: MigSpec | None = None,
+        gpus: Gpus = None,
+    ) -> AssertReport:
+        """How the node differs from a layout: ``migctl assert`` (``nvidia-mig-parted assert``), as a record.
+
+        >>> node.check("3g.48gb,1g.12gb:4", gpus=0).matches            # doctest: +SKIP
+        False
+
+        Returns:
+            :class:`~migctl.records.layouts.AssertReport` (``matches``, and each GPU's differences).
+        Raises:
+            UsageError: as :meth:`plan`.
+        """
+        from migctl.ops.check import check
+
+        return check(self._plan(layout, file, config, spec, gpus), self._node)
+
+    def assert_(
+        self,
+        layout: str | MigConfigEntry | None = None,
+        *,
+        file: str | os.PathLike[str] | None = None,
+        config: str | None = None,
+        spec: MigSpec | None = None,
+        gpus: Gpus = None,
+    ) -> AssertReport:
+        """:meth:`check`, raising when the node differs: ``migctl assert`` (``nvidia-mig-parted assert``).
+
+        >>> node.assert_(file="config.yaml", config="all-balanced")    # doctest: +SKIP
+
+        Returns:
+            :class:`~migctl.records.layouts.AssertReport` (it matches).
+        Raises:
+            MismatchError: some GPU differs (exit 10; ``details["differences"]`` per GPU).
+            UsageError: as :meth:`plan`.
+        """
+        from migctl.ops.check import assert_node
+
+        return assert_node(self._node, self._plan(layout, file, config, spec, gpus))
+
+    def export(self, gpus: Gpus = None, *, name: str = "current", portable: bool = False) -> ExportReport:
+        """The node's layout as a mig-parted v1 config: ``migctl export`` (``nvidia-mig-parted export``).
+
+        >>> from migctl.config.export import render
+        >>> print(render(node.export().config))                 # doctest: +SKIP
+        version: v1
+        mig-configs:
+          current: ...
+
+        Returns:
+            :class:`~migctl.records.layouts.ExportReport`: the layout, the file as data
+            (``config``; ``apply`` reproduces it exactly) and, with ``portable`` (no ``x-migctl``
+            keys, so mig-parted can read it), what the file cannot express.
+        Raises:
+            UsageError: a bad ``gpus``.
+        """
+        from migctl.ops.export import export
+
+        return export(self.select(gpus), name, portable=portable)
+
+    def recover(self, *, wait_s: float | None = None) -> RecoverReport:
+        """Finish, or roll back, an apply or create a crash or ``kill -9`` interrupted: ``migctl recover``
+        (mig-parted has none: it reapplies).
+
+        >>> node.recover().recovered                            # doctest: +SKIP
+        ()
+
+        Returns:
+            :class:`~migctl.records.layouts.RecoverReport`: per interrupted GPU, ``finished``,
+            ``rolled_back`` or ``failed`` (the journal is kept for another try).
+        Raises:
+            LockTimeoutError.
+        """
+        from migctl.ops.recover import recover
+
+        return recover(self._node, wait_s=wait_s)
+
+    def _requests(self, items: Sequence[ProfileRequest | str]) -> list[ProfileRequest]:
+        if all(isinstance(item, ProfileRequest) for item in items):
+            return [item for item in items if isinstance(item, ProfileRequest)]
+        from migctl.config import ConfigError, as_profile_requests
+        from migctl.ops.files import usage_error
+
+        try:
+            return as_profile_requests(items)
+        except ConfigError as exc:
+            raise usage_error(exc) from None
+
+    def _plan(
+        self,
+        layout: str | MigConfigEntry | None,
+        file: str | os.PathLike[str] | None,
+        config: str | None,
+        spec: MigSpec | None,
+        gpus: Gpus,
+    ) -> NodePlan:
+        from migctl.config import ConfigError, parse_layout
+        from migctl.ops.files import load_config_file, usage_error
+        from migctl.ops.plan import plan_node
+
+        given = [x for x in (layout, file, spec) if x is not None]
+        if len(given) != 1:
+            raise UsageError("give exactly one of: a layout, file= or spec=")
+        chosen = self.select(gpus)
+        if isinstance(layout, str):
+            try:
+                layout = parse_layout(layout)
+            except ConfigError as exc:
+                raise usage_error(exc) from None
+        if layout is not None:
+            return plan_node(self._node, layout, None, chosen, source="--layout")
+        if file is not None:
+            return plan_node(self._node, load_config_file(file), config, chosen, source=os.fspath(file))
+        assert spec is not None
+        return plan_node(self._node, spec, config, chosen, source=spec.source)
 
     # -- running work on MIG devices: run, lease, use, devices, batch, doctor ------------------------
     # (over migctl.ops.run, .jobs, .batch, .doctor and migctl.usage; imported on first use)

@@ -23,9 +23,12 @@ exit   class               meaning
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pynvml
+
+from migctl.records import to_data
+from migctl.records.errors import ErrorKind, ErrorReport
 
 
 class MigctlError(Exception):
@@ -42,14 +45,24 @@ class MigctlError(Exception):
     def __str__(self) -> str:
         return f"{self.message}; {self.hint}" if self.hint else self.message
 
+    def record(self) -> ErrorReport:
+        """The typed error document (``--json`` prints it; schema ``error`` in ``docs/json.md``).
+
+        ``details`` are fields of :class:`ErrorReport` (``rolled_back``, ``destroyed``, ...).
+        """
+        return ErrorReport(
+            error=cast(ErrorKind, self.kind),  # each class's kind is one of ErrorKind (a test checks)
+            message=self.message,
+            exit_code=self.exit_code,
+            hint=self.hint or None,
+            nvml_error=None if self.nvml_code is None else nvml_error_name(self.nvml_code),
+            **self.details,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.kind, "message": self.message, "exit_code": self.exit_code}
-        if self.hint:
-            out["hint"] = self.hint
-        if self.nvml_code is not None:
-            out["nvml_error"] = nvml_error_name(self.nvml_code)
-        out.update(self.details)
-        return out
+        """:meth:`record` as JSON-ready data."""
+        data: dict[str, Any] = to_data(self.record())
+        return data
 
 
 class UsageError(MigctlError):

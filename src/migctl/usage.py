@@ -26,10 +26,10 @@ from dataclasses import dataclass, field, replace
 import psutil
 
 from migctl.config.target import Target, parse_target
-from migctl.device import Gpu, MigDeviceInfo, Node, open_node
+from migctl.device import MigDeviceInfo, Node, open_node
 from migctl.device.process import ProcessRegistry
 from migctl.errors import UsageError
-from migctl.ops import launch, leases
+from migctl.ops import busy, launch, leases
 from migctl.records import Record
 from migctl.records.common import Holder
 
@@ -111,29 +111,11 @@ def devices(*, sim: str | None = None) -> list[MigDevice]:
 def list_devices(node: Node) -> list[MigDevice]:
     """:func:`devices` on an open node."""
     held = leases.holder_records()
-    return [MigDevice._from(m, who) for gpu in node.gpus for m, who in device_holders(gpu, held)]
-
-
-# == BUSY DETECTION: who holds each MIG device of a GPU ============================================
-# The shared busy-instance module (ops/busy.py) is to take this over: switch list_devices to it
-# when merging, and delete this function.
-
-
-def device_holders(gpu: Gpu, held: dict[str, Holder]) -> list[tuple[MigDeviceInfo, Holder | None]]:
-    """Each MIG device of ``gpu`` with its lease holder, else the first process NVML lists on it."""
-    procs = gpu.processes()
-    out: list[tuple[MigDeviceInfo, Holder | None]] = []
-    for m in gpu.mig_devices():
-        who = held.get(m.uuid)
-        if who is None:
-            p = next((p for p in procs if p.gi_id == m.gi_id and p.ci_id == m.ci_id), None)
-            if p is not None:
-                who = Holder(pid=p.pid, command=p.command, since=p.started, source="nvml")
-        out.append((m, who))
+    out = []
+    for gpu in node.gpus:
+        use = busy.snapshot(gpu, held)
+        out += [MigDevice._from(m, use.holder(m.uuid, m.gi_id, m.ci_id)) for m in gpu.mig_devices()]
     return out
-
-
-# == end of busy detection =========================================================================
 
 
 def cuda_initialised() -> str | None:

@@ -18,8 +18,8 @@ from migctl.core.geometry import Placement
 COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
 CELL = 7
 
-#: One instance on a slice bar: (ID, profile name, placement).
-SliceItem = tuple[int, str, Placement]
+#: One instance on a slice bar: (ID, or a mark such as ``+`` for one to be created; profile name; placement).
+SliceItem = tuple[int | str, str, Placement]
 
 
 def gib(mib: int) -> str:

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import re
 
+from migctl.config.document import Document, validate
 from migctl.config.errors import ConfigError
-from migctl.config.load import validate
 from migctl.config.spec import MigConfigEntry, normalize_profile
 
 SOURCE = "--layout"
@@ -78,7 +78,7 @@ def parse_layout(text: str, source: str = SOURCE) -> MigConfigEntry:
     pins.sort(key=lambda p: order.index(str(p["profile"])))  # grouped as format_layout writes them
     if pins:
         data["x-migctl"] = {"instances": pins}
-    return validate(MigConfigEntry, data, {}, source)
+    return validate(MigConfigEntry, Document(data, {}, source))
 
 
 def format_layout(entry: MigConfigEntry) -> str:

@@ -4,7 +4,7 @@ Pure: it reads text and checks its shape; matching targets to devices and lookin
 in ``PATH`` happen against the node, in :mod:`migctl.ops.jobs`. Every problem is a
 :class:`~migctl.config.errors.ConfigError` ``jobs.yaml:7: jobs[2].command: message``.
 
-The text goes through the layout loader's YAML walker (:func:`migctl.config.load.parse_document`):
+The text goes through the layout loader's YAML walker (:func:`migctl.config.document.parse_document`):
 the same line numbers, duplicate-key check and size/alias guard (a "billion laughs" file is
 refused, not expanded).
 
@@ -31,9 +31,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from migctl.config.document import error_path as _error_path
+from migctl.config.document import parse_document
 from migctl.config.errors import ConfigError, Path, format_path
-from migctl.config.load import _locate as _error_path  # the layout loader's; shared once the walker is
-from migctl.config.load import parse_document
 from migctl.config.target import ANY, Target, parse_target
 
 Scalar = str | int | float | bool
@@ -187,11 +187,12 @@ def parse_jobs(text: str, source: str = "<jobs>", *, reserved_env: frozenset[str
     """Parse and check a jobs file. ``reserved_env``: variables a job may not set (migctl sets
     them for the device it picks). Raises :class:`ConfigError` for the first problem."""
     try:
-        data, lines = parse_document(text, source)
+        doc = parse_document(text, source)
     except ConfigError as exc:
         if exc.line is None and exc.key is None and exc.message == "the document is empty":
             raise ConfigError("the file is empty; it needs a 'jobs:' list", source=source) from None
         raise
+    data, lines = doc.data, doc.lines
     spec = _validate(data, lines, source)
     defaults = spec.defaults or _Defaults()
     default_env = _env(defaults.env, reserved_env, source, lines, ("defaults", "env"))

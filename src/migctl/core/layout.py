@@ -12,6 +12,19 @@ from dataclasses import dataclass, field
 from migctl.core.geometry import Placement
 
 
+@dataclass(frozen=True)
+class ProfileRequest:
+    """``count`` instances of ``profile`` (a profile name such as ``1g.12gb``, or its ID as a number
+    or digits): what ``create`` and ``create-ci`` are asked for. The short form ``1g.12gb:2`` is
+    parsed by :func:`migctl.config.parse_profile_requests`."""
+
+    profile: str | int
+    count: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.profile}:{self.count}"
+
+
 def default_compute(gi_profile_name: str) -> tuple[str, ...]:
     """The compute layout ``nvidia-smi mig -cgi ... -C`` gives: one CI spanning the GI."""
     return (gi_profile_name,)

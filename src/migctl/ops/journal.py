@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def target_from(data: dict[str, Any]) -> Target:
     )
 
 
-def pinned(mig_enabled: bool, instances: list[ExistingInstance]) -> Target:
+def pinned(mig_enabled: bool, instances: Sequence[ExistingInstance]) -> Target:
     """A layout as a target pinned to its exact placements and compute instances."""
     return Target(
         mig_enabled=mig_enabled,

@@ -29,7 +29,7 @@ from migctl.device import MigDeviceInfo, Node
 from migctl.device.gpu import describe_process
 from migctl.device.process import ProcessRegistry
 from migctl.errors import InUseError, NotSupportedError, UsageError
-from migctl.ops import leases
+from migctl.ops import busy, leases
 from migctl.ops.child import Child, spawn
 from migctl.records.common import Holder
 from migctl.records.run import BusyDevice, DeviceRef
@@ -133,11 +133,6 @@ def device_env(dev: MigDeviceInfo) -> dict[str, str]:
 DEVICE_ENV_NAMES = frozenset(device_env(MigDeviceInfo(0, 0, "MIG-x", 0, 0, "p", 0)))
 
 
-# == BUSY DETECTION: who, besides a lease, is on a MIG device ======================================
-# The shared busy-instance module (ops/busy.py) is to take this over: switch foreign_user's callers
-# (Launcher.try_lease) to it when merging, and delete this function.
-
-
 @dataclass(frozen=True)
 class Gone:
     """The MIG device NVML no longer knows (destroyed since the inventory was read)."""
@@ -155,11 +150,7 @@ def foreign_user(registry: ProcessRegistry, dev: MigDeviceInfo) -> Holder | Gone
         return Gone(dev.uuid, f"the MIG device {text}")
     if not pids:
         return None
-    p = describe_process(pids[0], None, dev.gi_id, dev.ci_id)
-    return Holder(pid=p.pid, command=p.command, since=p.started, source="nvml")
-
-
-# == end of busy detection =========================================================================
+    return busy.process_holder(describe_process(pids[0], None, dev.gi_id, dev.ci_id))
 
 
 class Launcher:

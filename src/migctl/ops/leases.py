@@ -240,15 +240,6 @@ def holder_records() -> dict[str, Holder]:
     return out
 
 
-def holders() -> dict[str, dict[str, Any]]:
-    """Every lease held now, by MIG UUID, as plain dicts (``uuid``, ``pid``, ``command``, ...).
-
-    Legacy: only for callers not yet on typed records (ops.lifecycle, ops.apply); use
-    :func:`holder_records`. To be removed once those use the shared busy-instance module.
-    """
-    return {uuid: {"uuid": uuid, **to_data(h)} for uuid, h in holder_records().items()}
-
-
 def as_holder(info: Mapping[str, Any] | Holder) -> Holder:
     """A lease record (the JSON a lease file holds) as a typed :class:`Holder`."""
     if isinstance(info, Holder):

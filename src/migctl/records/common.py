@@ -1,4 +1,4 @@
-"""Records shared by several commands: processes on a GPU and who holds a MIG device."""
+"""Records shared by several commands: processes on a GPU, who holds a MIG device, differences."""
 
 from __future__ import annotations
 
@@ -57,3 +57,12 @@ class Holder(Record):
     """The pid of the migctl process that started the job."""
     inherited_from: InheritedFrom | None = None
     """Set when the recorded holder has exited and a process it started still holds the lease."""
+
+
+@dataclass(frozen=True)
+class GpuDifferences(Record):
+    """How one GPU differs from its target (``assert``, and a ``mismatch`` error)."""
+
+    gpu: int
+    differences: tuple[str, ...]
+    """One line each; empty when it matches."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.records import batch, doctor, inspect, run
+from migctl.records import batch, doctor, errors, inspect, layouts, lifecycle, run
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,16 @@ COMMANDS: tuple[CommandOutput, ...] = (
     CommandOutput("placements", inspect.PlacementsReport, "Legal placements and which are free (mig -lgipp)."),
     CommandOutput("ci-profiles", inspect.CiProfilesReport, "Compute-instance profiles of a GPU instance (mig -lcip)."),
     CommandOutput("devices", inspect.DevicesReport, "GPUs and MIG devices with UUIDs (nvidia-smi -L)."),
+    CommandOutput("mode", lifecycle.ModeReport, "MIG mode per GPU; pending and refused GPUs explained (-mig 1|0)."),
+    CommandOutput("reset", lifecycle.ResetReport, "Each GPU's MIG mode after a GPU reset (--gpu-reset)."),
+    CommandOutput("create", lifecycle.CreateReport, "The GPU instances made, with compute instances (mig -cgi -C)."),
+    CommandOutput("create-ci", lifecycle.CreateReport, "The compute instances made in one GPU instance (mig -cci)."),
+    CommandOutput("destroy", lifecycle.DestroyReport, "What was destroyed: compute instances, then GPU instances."),
+    CommandOutput("plan", layouts.PlanReport, "Per GPU, what apply would keep, destroy, recompute and create."),
+    CommandOutput("apply", layouts.ApplyReport, "How each GPU's transaction ended, and the hooks that ran."),
+    CommandOutput("assert", layouts.AssertReport, "Whether the node matches the layout, and each GPU's differences."),
+    CommandOutput("export", layouts.ExportReport, "The layout, and the mig-parted file that reproduces it."),
+    CommandOutput("recover", layouts.RecoverReport, "Interrupted applies and creates, finished or rolled back."),
     CommandOutput(
         "run",
         run.RunReport,
@@ -41,7 +51,12 @@ COMMANDS: tuple[CommandOutput, ...] = (
     ),
     CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
+    CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
+
+
+#: Registry entries that are not commands: the error document every command may print.
+NOT_COMMANDS = frozenset({"error"})
 
 
 def by_command() -> dict[str, CommandOutput]:

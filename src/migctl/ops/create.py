@@ -1,0 +1,252 @@
+"""``create`` and ``create-ci``: GPU and compute instances, all or nothing, in an order that always fits.
+
+Each validates the whole request on every chosen GPU before changing anything, creates at
+explicit placements (so the order never matters, unlike ``nvidia-smi mig -cgi``), holds the
+host lock while it changes the GPUs, and destroys what it made again if the driver fails
+part-way or Ctrl-C/SIGTERM arrives. A ``create`` is journaled, so a ``kill -9`` half-way is
+finished by ``migctl recover``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import pynvml
+
+from migctl.core.geometry import GiProfile, GpuGeometry, Occupant, Placement
+from migctl.core.layout import ExistingInstance, PlanRefusal, ProfileRequest, Target, TargetInstance
+from migctl.core.planner import plan
+from migctl.device import ComputeInstance, Gpu, GpuInstance, Node
+from migctl.errors import (
+    InsufficientResourcesError,
+    Interrupted,
+    NotSupportedError,
+    ResetRequiredError,
+    UsageError,
+)
+from migctl.ops import journal
+from migctl.ops.busy import existing_instances
+from migctl.ops.compute import place, resolve_ci_profile
+from migctl.ops.lock import host_lock
+from migctl.ops.undo import Undo
+from migctl.records.lifecycle import CreatedInstance, CreateReport
+
+
+def require_mig_enabled(gpu: Gpu) -> None:
+    """Refuse a GPU that cannot hold instances now (not MIG-capable, MIG off or pending)."""
+    mode = gpu.mig_mode()
+    if mode is None:
+        raise NotSupportedError(f"GPU {gpu.index} ({gpu.name}) is not MIG-capable")
+    if not mode.current:
+        if mode.pending:
+            raise ResetRequiredError(
+                f"MIG mode on GPU {gpu.index} is pending enable",
+                hint=f"stop the processes using it, then: migctl reset -i {gpu.index}",
+            )
+        raise NotSupportedError(
+            f"MIG is disabled on GPU {gpu.index}", hint=f"enable it first: migctl mode enable -i {gpu.index}"
+        )
+
+
+def resolve_profile(gpu: Gpu, geometry: GpuGeometry, key: str | int) -> GiProfile:
+    found = geometry.find(key)
+    if found is None:
+        valid = ", ".join(f"{p.name} (ID {p.id})" for p in geometry.profiles)
+        raise UsageError(
+            f"{str(key)!r} is not a GPU-instance profile of GPU {gpu.index} ({gpu.name})",
+            hint=f"valid profiles: {valid}; give names or IDs separated by spaces or commas, "
+            "with :COUNT for several (1g.12gb:2); nothing was created",
+        )
+    return found
+
+
+def explain_space(gpu: Gpu, geometry: GpuGeometry) -> str:
+    """What is free, and which instances hold the rest."""
+    gis = gpu.gpu_instances()
+    occupants = [Occupant(g.profile_id, g.placement) for g in gis]
+    free = geometry.free_slices(occupants)
+    held = "; ".join(f"GI {g.id} ({g.profile}) holds {g.placement}" for g in gis) or "no instances"
+    fits = [p.name for p in geometry.profiles if geometry.free_placements(occupants, p)]
+    return (
+        f"free slices: {','.join(map(str, free)) or 'none'}; {held}; "
+        f"what still fits alone: {', '.join(fits) or 'nothing'}"
+    )
+
+
+def _what_would_fit(
+    geometry: GpuGeometry, current: list[ExistingInstance], target: list[TargetInstance], wanted: list[GiProfile]
+) -> str:
+    """Which single instance to drop from the request so the rest fits (cheap: one plan per profile)."""
+    if len(wanted) < 2:
+        return ""
+    fixed = target[: len(current)]
+    for drop in dict.fromkeys(p.id for p in wanted):
+        rest = list(target[len(current) :])
+        rest.remove(next(t for t in rest if t.profile_id == drop))
+        attempt = plan(geometry, current, fixed + rest)
+        if not isinstance(attempt, PlanRefusal) and not attempt.destroy:
+            return f"; without one {geometry.by_id(drop).name} the rest would fit"
+    return ""
+
+
+def plan_creates(
+    gpu: Gpu, requests: Sequence[ProfileRequest], placement: int | None
+) -> list[tuple[GiProfile, Placement]]:
+    """Where each requested GPU instance will go: explicit placements found before any change."""
+    require_mig_enabled(gpu)
+    geometry = gpu.geometry()
+    wanted: list[GiProfile] = []
+    for r in requests:
+        wanted.extend([resolve_profile(gpu, geometry, r.profile)] * r.count)
+    if not wanted:
+        raise UsageError("nothing to create: name at least one profile, e.g. migctl create 1g.12gb:2")
+    pin: Placement | None = None
+    if placement is not None:
+        if len(wanted) != 1:
+            raise UsageError("--placement takes exactly one GPU instance (one profile, no :COUNT)")
+        pin = wanted[0].placement_at(placement)
+        if pin is None:
+            legal = ",".join(str(p.start) for p in wanted[0].placements)
+            raise UsageError(f"{wanted[0].name} cannot start at slice {placement}", hint=f"legal starts: {legal}")
+    current = existing_instances(gpu, None)  # create never destroys anything
+    target = [TargetInstance(e.profile_id, e.placement, e.compute) for e in current]
+    target += [TargetInstance(p.id, pin, None) for p in wanted]
+    result = plan(geometry, current, target)
+    if isinstance(result, PlanRefusal) or result.destroy or result.recompute:
+        names = ", ".join(p.name for p in wanted)
+        raise InsufficientResourcesError(
+            f"GPU {gpu.index}: {names} {'does not' if len(wanted) == 1 else 'cannot all'} fit next to its "
+            f"{len(current)} existing GPU instance(s)",
+            hint=explain_space(gpu, geometry)
+            + _what_would_fit(geometry, current, target, wanted)
+            + "; nothing was created",
+        )
+    by_id = {p.id: p for p in geometry.profiles}
+    # The planner tries placements in the driver's own order (fewest still-possible placements
+    # blocked), so these leave room for large profiles later, as nvidia-smi's would.
+    return [(by_id[c.profile_id], c.placement) for c in result.create]
+
+
+class _Failed(Exception):
+    def __init__(self, exc: pynvml.NVMLError, action: str, gpu: Gpu) -> None:
+        self.exc, self.action, self.gpu = exc, action, gpu
+
+
+def create(
+    node: Node,
+    gpus: Sequence[Gpu],
+    requests: Sequence[ProfileRequest],
+    *,
+    placement: int | None = None,
+    compute_instance: bool = True,
+    wait_s: float | None = None,
+) -> CreateReport:
+    """``nvidia-smi mig -cgi LIST -C``, done right: all or nothing, in an order that always fits.
+
+    >>> create(node, node.select("0"), [ProfileRequest("1g.12gb", 2)])     # doctest: +SKIP
+    CreateReport(created=(CreatedInstance(gpu=0, gpu_instance_id=13, ...), ...))
+    """
+    with host_lock(wait_s):
+        plans = [(gpu, plan_creates(gpu, requests, placement)) for gpu in gpus]
+        what = "migctl create " + " ".join(str(r) for r in requests)
+        journals = [_journal_create(gpu, steps, compute_instance, what) for gpu, steps in plans]
+        undo = Undo()
+        made: list[CreatedInstance] = []
+        keep_journals = False
+        try:
+            for gpu, steps in plans:
+                for prof, where in steps:
+                    made.append(_create_one(gpu, prof, where, compute_instance, undo))
+        except _Failed as failed:
+            err = undo.failed(failed.exc, failed.action, failed.gpu.index)
+            keep_journals = not err.details.get("rolled_back", False)
+            raise err from None
+        except (KeyboardInterrupt, SystemExit):
+            note, complete = undo.note(plans[0][0].index)
+            keep_journals = not complete
+            raise Interrupted("interrupted: " + note + ("" if complete else "; then run migctl recover")) from None
+        finally:
+            if not keep_journals:
+                for path in journals:
+                    path.unlink(missing_ok=True)
+        return CreateReport(tuple(made))
+
+
+def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: bool, undo: Undo) -> CreatedInstance:
+    try:
+        gi = undo.create(partial(gpu.create_gpu_instance, prof.id, where))
+    except pynvml.NVMLError as exc:
+        raise _Failed(exc, f"creating {prof.name} at {where} on GPU {gpu.index}", gpu) from None
+    if not compute_instance:
+        return CreatedInstance(gpu.index, gi.id, prof.name, prof.id, where, None, None, None)
+    default = gi.default_ci_profile()
+    try:
+        if default is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        ci = undo.create(partial(gi.create_compute_instance, default.id))
+    except pynvml.NVMLError as exc:
+        raise _Failed(exc, f"creating the compute instance in GI {gi.id} on GPU {gpu.index}", gpu) from None
+    return CreatedInstance(gpu.index, gi.id, prof.name, prof.id, where, ci.id, ci.profile, ci.uuid)
+
+
+def _journal_create(
+    gpu: Gpu, steps: list[tuple[GiProfile, Placement]], compute_instance: bool, what: str
+) -> Path:
+    """Journal the create, so a ``kill -9`` half-way is finished by ``migctl recover``."""
+    before = journal.pinned(True, existing_instances(gpu, None))
+    adds = tuple(TargetInstance(prof.id, where, None if compute_instance else ()) for prof, where in steps)
+    return journal.write(gpu.index, what, Target(True, before.instances + adds), before)
+
+
+# -- compute instances --------------------------------------------------------------------
+
+
+def create_ci(
+    node: Node,
+    gpu: Gpu,
+    gi_id: int,
+    requests: Sequence[ProfileRequest],
+    *,
+    wait_s: float | None = None,
+) -> CreateReport:
+    """``nvidia-smi mig -cci LIST -gi ID``: compute instances in one GPU instance, all or nothing.
+
+    No ``requests``: the default compute instance (the one spanning the GPU instance).
+    """
+    with host_lock(wait_s):
+        require_mig_enabled(gpu)
+        gi = gpu.gpu_instance(gi_id)
+        if gi is None:
+            ids = ", ".join(str(g.id) for g in gpu.gpu_instances()) or "none"
+            raise UsageError(f"GPU {gpu.index} has no GPU instance {gi_id}", hint=f"its GPU instances: {ids}")
+        wanted = []
+        if not requests:
+            default = gi.default_ci_profile()
+            if default is None:
+                raise NotSupportedError(f"GI {gi_id} offers no default compute-instance profile")
+            wanted = [default]
+        for r in requests:
+            wanted.extend([resolve_ci_profile(gi, r.profile)] * r.count)
+        where = place(gi, wanted)
+        if where is None:
+            have = ", ".join(f"CI {c.id} ({c.profile})" for c in gi.compute_instances()) or "no compute instances"
+            raise InsufficientResourcesError(
+                f"GI {gi_id} on GPU {gpu.index}: {', '.join(p.name for p in wanted)} do not fit "
+                f"in its {gpu.profile_by_id(gi.profile_id).slice_count} compute slices",
+                hint=f"it has {have}; nothing was created",
+            )
+        undo = Undo()
+        made = []
+        for prof, at in zip(wanted, where, strict=True):
+            try:
+                ci = undo.create(partial(gi.create_compute_instance, prof.id, at))
+            except pynvml.NVMLError as exc:
+                raise undo.failed(exc, f"creating {prof.name} in GI {gi_id} on GPU {gpu.index}", gpu.index) from None
+            made.append(_created_ci(gpu, gi, ci))
+        return CreateReport(tuple(made))
+
+
+def _created_ci(gpu: Gpu, gi: GpuInstance, ci: ComputeInstance) -> CreatedInstance:
+    return CreatedInstance(gpu.index, gi.id, gi.profile, gi.profile_id, gi.placement, ci.id, ci.profile, ci.uuid)

@@ -1,0 +1,60 @@
+"""Reading the files a command is given (``-f config.yaml``, ``-k hooks.yaml``, ``-`` for stdin).
+
+The config layer parses text and never touches a file; this is where the bytes come from.
+Every problem (a missing file, not UTF-8, invalid YAML, a schema violation) is a
+:class:`~migctl.errors.UsageError` (exit 2) whose message is the config layer's
+``file:line: key: message``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from migctl.config import ConfigError, MigSpec, load_text
+from migctl.config.hooks import HooksSpec, load_hooks_text
+from migctl.errors import UsageError
+
+T = TypeVar("T")
+
+
+def usage_error(exc: ConfigError) -> UsageError:
+    """A config-layer problem as the typed error operations raise (same one-line message)."""
+    return UsageError(str(exc))
+
+
+def read_text(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The text of ``path`` (``-``: stdin) and the name to report it by (``<stdin>`` for stdin)."""
+    if str(path) == "-":
+        try:
+            return sys.stdin.read(), "<stdin>"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(str(ConfigError(f"cannot read: {exc}", source="<stdin>"))) from None
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as f:
+            return f.read(), source
+    except UnicodeDecodeError:
+        raise UsageError(str(ConfigError("cannot read: not UTF-8 text", source=source))) from None
+    except OSError as exc:
+        raise UsageError(str(ConfigError(f"cannot read: {exc.strerror or exc}", source=source))) from None
+
+
+def _load(path: str | os.PathLike[str], parse: Callable[[str, str], T]) -> T:
+    text, source = read_text(path)
+    try:
+        return parse(text, source)
+    except ConfigError as exc:
+        raise usage_error(exc) from None
+
+
+def load_config_file(path: str | os.PathLike[str]) -> MigSpec:
+    """A mig-parted v1 config file (``-``: stdin, as ``mig-parted apply -f -`` reads it)."""
+    return _load(path, load_text)
+
+
+def load_hooks_file(path: str | os.PathLike[str]) -> HooksSpec:
+    """A mig-parted hooks file (``-``: stdin)."""
+    return _load(path, load_hooks_text)
