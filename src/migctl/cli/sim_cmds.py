@@ -140,3 +140,50 @@ def attach(
         lambda c, d: c.print(f"pid {pid} attached"),
         json_out,
     )
+
+
+@sim_app.command("load")
+def set_load(
+    pid: int = typer.Option(..., "--pid", help="An attached process."),
+    util: int | None = typer.Option(None, "--util", help="Its new load on the device's SMs, 0-100 percent."),
+    memory: int | None = typer.Option(None, "--memory", help="Its new GPU memory, MiB."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Change the load (and memory) of a process attached with sim attach."""
+    done = _control().set_load(pid, util=util, memory_mib=memory)
+    emit(
+        {"pid": pid, "memory_mib": done.memory_mib, "util": done.util},
+        lambda c, d: c.print(f"pid {pid}: {d['util']}% load, {d['memory_mib']} MiB"),
+        json_out,
+    )
+
+
+@sim_app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+def exec_(ctx: typer.Context) -> None:
+    """Run COMMAND with pynvml talking to the simulated node (nvitop, gpustat, your own script).
+
+    \b
+    migctl [--sim SPEC] sim exec -- COMMAND [ARGS...]
+
+    Any Python program in COMMAND's process tree that imports pynvml sees the simulated GPUs,
+    MIG devices, processes and load, and never the real libnvidia-ml. Exit status: COMMAND's.
+    """
+    import os
+    import shutil
+
+    from migctl.sim.exec import child_env
+
+    argv = [a for a in ctx.args]
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("sim exec needs a command", hint="e.g. migctl --sim h20x8 sim exec -- nvitop -1")
+    control = _control()
+    exe = shutil.which(argv[0]) if "/" not in argv[0] else argv[0]
+    if exe is None or not os.access(exe, os.X_OK):
+        raise UsageError(f"{argv[0]}: command not found", hint="give a program on PATH or its path")
+    env = child_env(control.spec, control.state_dir)
+    os.execve(exe, argv, env)  # noqa: S606 - an argv list, no shell: the command replaces migctl
