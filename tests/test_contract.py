@@ -292,10 +292,12 @@ def _migctl_imports(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("migctl.")}
+            found |= {a.name for a in node.names if a.name == "migctl" or a.name.startswith("migctl.")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("migctl"):
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names}  # "from migctl import sim"
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                # "from migctl import sim" imports a module; "from migctl.x import name" imports from x
+                found.add(sub if _module_path(sub) is not None else node.module)
     return found
 
 
@@ -308,7 +310,11 @@ def _module_path(name: str) -> Path | None:
 
 
 def test_the_simulator_shares_no_code_with_core() -> None:
-    """No module under migctl.sim imports migctl.core, directly or through another migctl module."""
+    """No module under migctl.sim imports migctl.core, directly or through another migctl module.
+
+    Python also runs the package's own ``migctl/__init__.py`` (the public API) before any
+    submodule; that is not the simulator importing it, so only explicit imports are followed.
+    """
     sim_root = REPO / "src" / "migctl" / "sim"
     todo = [f"migctl.sim.{p.stem}" if p.stem != "__init__" else "migctl.sim" for p in sim_root.glob("*.py")]
     assert len(todo) > 5

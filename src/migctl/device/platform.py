@@ -30,6 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+#: What CUDA reports when the fabric manager of an NVSwitch system is down or mismatched.
+CUDA_ERROR_SYSTEM_NOT_READY = 802
+CUDA_ERROR_NO_DEVICE = 100
+CUDA_ERROR_UNKNOWN = 999
+
 
 @dataclass(frozen=True)
 class FabricManager:

@@ -29,10 +29,9 @@ from typing import Any
 import pynvml
 
 from migctl.device.nvml import Nvml
+from migctl.device.platform import CUDA_ERROR_NO_DEVICE, CUDA_ERROR_SYSTEM_NOT_READY
 
-#: What CUDA reports when the fabric manager of an NVSwitch system is down or mismatched.
-CUDA_ERROR_SYSTEM_NOT_READY = 802
-CUDA_ERROR_NO_DEVICE = 100
+__all__ = ["CUDA_ERROR_NO_DEVICE", "CUDA_ERROR_SYSTEM_NOT_READY", "ProcessRegistry"]
 
 
 class ProcessRegistry:

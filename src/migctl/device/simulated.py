@@ -16,16 +16,19 @@ import pynvml
 
 from migctl.core.geometry import GpuGeometry
 from migctl.device.nvml import Nvml, NvmlLib
-from migctl.device.platform import CudaCheck, FabricManager, Platform
+from migctl.device.platform import (
+    CUDA_ERROR_NO_DEVICE,
+    CUDA_ERROR_SYSTEM_NOT_READY,
+    CUDA_ERROR_UNKNOWN,
+    CudaCheck,
+    FabricManager,
+    Platform,
+)
 from migctl.device.system import remote_is_nvswitch
 from migctl.errors import UsageError
 from migctl.sim import SimControl, SimSpecError, open_both
 from migctl.sim.control import DeviceGoneError, ProcessGoneError
 
-#: What CUDA reports when the fabric manager of an NVSwitch system is down or mismatched.
-CUDA_ERROR_SYSTEM_NOT_READY = 802
-CUDA_ERROR_NO_DEVICE = 100
-CUDA_ERROR_UNKNOWN = 999
 REGISTERED_WAIT_S = 3.0
 _SIM = " (simulated CUDA initialisation)"
 

@@ -15,8 +15,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import migctl
-
 HOOK_DIR = Path(__file__).resolve().parent / "pynvml_hook"
 #: Set in the child, so a tool (and a test) can tell the hook was asked for.
 MARKER = "MIGCTL_SIM_EXEC"
@@ -25,7 +23,7 @@ MARKER = "MIGCTL_SIM_EXEC"
 def child_env(spec: str, state_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a ``sim exec`` child: the node, and the hook first on PYTHONPATH."""
     env = dict(os.environ if base is None else base)
-    package_root = Path(migctl.__file__).resolve().parent.parent  # so the hook can import migctl
+    package_root = Path(__file__).resolve().parents[2]  # the folder holding migctl/, so the hook can import it
     paths = [str(HOOK_DIR), str(package_root)]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
