@@ -101,6 +101,11 @@ def open_enabled(spec: str, state_dir: Path, index: int = 0, **kw: Any) -> tuple
     return nvml, dev
 
 
+def attach(state_dir: Path, nvml: Any, handle: Any, pid: int, memory_mib: int) -> None:
+    """What CUDA does when ``pid`` creates a context on ``handle``'s device (the control plane)."""
+    sim.open_control(None, state_dir=state_dir).attach(pid, uuid=nvml.nvmlDeviceGetUUID(handle), memory_mib=memory_mib)
+
+
 def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MIGCTL_STATE_DIR": str(state_dir)}
     env.pop("MIGCTL_SIM", None)
@@ -368,7 +373,7 @@ def test_ampere_enable_while_in_use_stays_pending_until_reset(
     nvml = sim.open(spec, state_dir=state_dir)
     dev = nvml.nvmlDeviceGetHandleByIndex(0)
     client = spawn()
-    nvml.simAttachProcess(dev, client.pid, 100)
+    attach(state_dir, nvml, dev, client.pid, 100)
     assert nvml.nvmlDeviceSetMigMode(dev, ENABLE) == pynvml.NVML_ERROR_IN_USE  # activation status
     assert nvml.nvmlDeviceGetMigMode(dev) == [DISABLE, ENABLE]
     with pytest.raises(pynvml.NVMLError_NotSupported):
@@ -400,7 +405,7 @@ def test_hopper_mode_change_is_immediate_when_idle_refused_in_use(
     nvml = sim.open(spec, state_dir=state_dir)
     dev = nvml.nvmlDeviceGetHandleByIndex(0)
     client = spawn()
-    nvml.simAttachProcess(dev, client.pid, 100)
+    attach(state_dir, nvml, dev, client.pid, 100)
     with pytest.raises(pynvml.NVMLError_InUse) as exc:
         nvml.nvmlDeviceSetMigMode(dev, ENABLE)
     assert str(exc.value) == "In use by another client"
@@ -454,7 +459,7 @@ def test_destroy_gi_with_cis_or_ci_with_a_process_is_in_use(
         nvml.nvmlGpuInstanceDestroy(gi)
     mig = nvml.nvmlComputeInstanceGetInfo(ci).device
     client = spawn()
-    nvml.simAttachProcess(mig, client.pid, 100)
+    attach(state_dir, nvml, mig, client.pid, 100)
     with pytest.raises(pynvml.NVMLError_InUse):
         nvml.nvmlComputeInstanceDestroy(ci)
     assert len(all_gis(nvml, dev, LGIPP_8)) == 1
@@ -563,7 +568,7 @@ def test_processes_on_a_mig_device_are_reported_and_vanish_on_exit(
     busy = nvml.nvmlComputeInstanceGetInfo(nvml.nvmlGpuInstanceCreateComputeInstance(busy_gi, 2)).device
     idle = nvml.nvmlComputeInstanceGetInfo(nvml.nvmlGpuInstanceCreateComputeInstance(idle_gi, 2)).device
     client = spawn()
-    nvml.simAttachProcess(busy, client.pid, 100)
+    attach(state_dir, nvml, busy, client.pid, 100)
 
     on_mig = nvml.nvmlDeviceGetComputeRunningProcesses(busy)
     assert [(p.pid, p.usedGpuMemory) for p in on_mig] == [(client.pid, 100 * 2**20)]
@@ -587,7 +592,7 @@ def test_process_on_a_gpu_with_mig_disabled_has_no_instance_ids(
     nvml = sim.open("h20", state_dir=state_dir)
     dev = nvml.nvmlDeviceGetHandleByIndex(0)
     client = spawn()
-    nvml.simAttachProcess(dev, client.pid, 50)
+    attach(state_dir, nvml, dev, client.pid, 50)
     (p,) = nvml.nvmlDeviceGetComputeRunningProcesses(dev)
     assert (p.pid, p.gpuInstanceId, p.computeInstanceId) == (client.pid, 0xFFFFFFFF, 0xFFFFFFFF)
 

@@ -18,7 +18,9 @@ The state is a plain dict (see :mod:`migctl.sim.state`)::
 
     {"index", "model", "uuid", "bus_id", "mig": {"current", "pending"},
      "gis": [{"id", "profile", "start", "size", "cis": [{"id", "profile", "start", "size", "uuid"}]}],
-     "procs": [{"pid", "ctime", "gi", "ci", "mem_mib", "name"}]}
+     "procs": [{"pid", "ctime", "gi", "ci", "mem_mib", "name", "util"}]}
+
+``util`` (0-100, optional) is the simulated load a process puts on its device's SMs.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ from typing import Any
 import psutil
 import pynvml
 
-from migctl.core.geometry import Placement
-from migctl.sim.catalog import CiProfileSpec, GiProfileSpec, ModelSpec
+from migctl.sim.catalog import CiProfileSpec, Engines, GiProfileSpec, ModelSpec, Placement
 
 Gpu = dict[str, Any]
 NO_ID = 0xFFFFFFFF
@@ -111,7 +112,7 @@ def _engines_ok(model: ModelSpec, gpu: Gpu, prof: GiProfileSpec) -> bool:
     for gi in gpu["gis"]:
         other = gi_profile(model, gi["profile"])
         dec, enc, jpeg, ofa = dec + other.dec, enc + other.enc, jpeg + other.jpeg, ofa + other.ofa
-    return dec <= total.dec and enc <= total.enc and jpeg <= total.jpeg and ofa <= total.ofa
+    return Engines(dec, enc, jpeg, ofa).within(total)
 
 
 def gi_fits(model: ModelSpec, gpu: Gpu, prof: GiProfileSpec, placement: Placement) -> bool:
