@@ -32,7 +32,7 @@ from migctl.ops.check import check
 from migctl.ops.files import load_config_file
 from migctl.ops.plan import plan_node
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 SCENARIOS = ((None, "all-balanced"), ("all-balanced", "all-1g.12gb"), ("all-1g.12gb", "all-balanced"))
 TARGET_RATIO = 1.3
 

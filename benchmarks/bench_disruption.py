@@ -40,7 +40,7 @@ from migctl.device.simulated import model_geometry
 from migctl.ops.files import load_config_file
 from migctl.sim.catalog import model
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 MODELS = ("h100-80gb", "h20")
 SEED = 20240611
 

@@ -31,7 +31,7 @@ from migctl.ops.files import load_config_file
 from migctl.ops.plan import NodePlan, gpu_facts, plan_node
 from migctl.sim.catalog import models
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 TARGET_MS = 50.0
 
 

@@ -32,13 +32,13 @@ from migctl.config import (
 from migctl.config.document import MAX_CHARS, parse_document
 from migctl.config.hooks import load_hooks_text
 from migctl.config.select import suggest
-from migctl.core.geometry import GiProfile, GpuGeometry, Placement
+from migctl.core.geometry import GiProfile, GpuGeometry, Occupant, Placement
 from migctl.core.layout import Target, TargetInstance
 from migctl.errors import UsageError
 from migctl.ops.files import load_config_file, read_text
 from migctl.ops.hooks import HookError, mig_parted_env, run_hook
 
-DEFAULT_FILE = Path(__file__).resolve().parent / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 
 
 def _geometry(names: list[str], gib: list[int]) -> GpuGeometry:
@@ -90,6 +90,7 @@ def test_default_file_loads_unchanged(default_spec: MigSpec) -> None:
     for name, entries in raw["mig-configs"].items():
         assert len(default_spec.mig_configs[name]) == len(entries)
         for entry, parsed in zip(entries, default_spec.mig_configs[name], strict=True):
+            assert parsed is not None
             assert parsed.mig_enabled == entry["mig-enabled"]
             assert parsed.mig_devices == entry.get("mig-devices")
             assert parsed.device_filter == entry.get("device-filter")
@@ -130,8 +131,8 @@ BAD = [
      "        2g.20gb: -1\n", 8, "mig-configs.custom[0].mig-devices.2g.20gb", "must be >= 0"),
     ("# comment\nversion: v2\nmig-configs:\n  custom:\n    - devices: all\n      mig-enabled: false\n",
      2, "version", "unknown version 'v2'"),
-    (HEAD + "    - devices: all\n      device-filter: [\"0x233010DE\", \"H100-80GB\"]\n"
-     "      mig-enabled: false\n", 5, "mig-configs.custom[0].device-filter[1]", "not a PCI device ID"),
+    (HEAD + "    - devices: all\n      device-filter: [\"0x233010DE\", 0x16C010DE]\n"
+     "      mig-enabled: false\n", 5, "mig-configs.custom[0].device-filter[1]", "expected a PCI device ID string"),
     (HEAD + "    - devices: all\n      mig-enabled: true\n      mig-devices: {1g.10gb: 1}\n"
      "      mig-device: {}\n", 7, "mig-configs.custom[0].mig-device", "did you mean 'mig-devices'"),
     (HEAD + "    - devices: [0, 1]\n      mig-enabled: true\n", 4, "mig-configs.custom[0].mig-devices",
@@ -412,14 +413,20 @@ def current_gpus(draw: st.DrawFn) -> list[CurrentGpu]:
     gpus = []
     for index in range(draw(st.integers(1, 3))):
         pci = draw(st.sampled_from(sorted(GEOMETRIES)))
+        geometry = GEOMETRIES[pci]
         instances = []
+        taken: list[Occupant] = []
         for _ in range(draw(st.integers(0, 4))):
-            prof = draw(st.sampled_from(GEOMETRIES[pci].profiles))
-            start = draw(st.sampled_from(prof.placements)).start
+            prof = draw(st.sampled_from(geometry.profiles))
+            where = draw(st.sampled_from(prof.placements))
+            if not geometry.can_place(taken, prof, where):
+                continue  # a layout a GPU can hold
+            taken.append(Occupant(prof.id, where))
             small = f"1c.{prof.name}" if prof.slice_count > 1 else prof.name
             compute = draw(st.sampled_from([None, (prof.name,), (small,), (small, small), ()]))
-            instances.append(CurrentInstance(prof.name, start, compute))
-        gpus.append(CurrentGpu(index, pci, draw(st.booleans()), tuple(instances)))
+            instances.append(CurrentInstance(prof.name, where.start, compute))
+        known = draw(st.booleans())  # with the GPU's geometry, counts are written as mig-parted's
+        gpus.append(CurrentGpu(index, pci, draw(st.booleans()), tuple(instances), geometry if known else None))
     return gpus
 
 
@@ -447,25 +454,31 @@ def test_export_load_select_round_trips(gpus: list[CurrentGpu], fmt: str, placem
 
 
 def test_export_format_and_mig_parted_compatible_mode() -> None:
-    gpus = [
-        CurrentGpu(0, H20_ID, True, (CurrentInstance("3g.48gb", 4, ("1c.3g.48gb",) * 3),
-                                     CurrentInstance("3g.48gb", 0, ("3g.48gb",)),
-                                     CurrentInstance("1g.12gb", 3, ("1g.12gb",)))),
-        CurrentGpu(1, H20_ID, False),
-    ]
+    layout = (CurrentInstance("3g.48gb", 4, ("1c.3g.48gb",) * 3),
+              CurrentInstance("3g.48gb", 0, ("3g.48gb",)),
+              CurrentInstance("1g.12gb", 3, ("1g.12gb",)))
+    gpus = [CurrentGpu(0, H20_ID, True, layout, H20), CurrentGpu(1, H20_ID, False)]
     doc = export_spec(gpus)
+    # mig-parted's own export counts compute instances: 3 x 1c.3g.48gb is one 3g.48gb GPU instance.
     assert doc["mig-configs"]["current"] == [
-        {"devices": [0], "mig-enabled": True, "mig-devices": {"3g.48gb": 2, "1g.12gb": 1},
+        {"devices": [0], "mig-enabled": True, "mig-devices": {"3g.48gb": 1, "1c.3g.48gb": 3, "1g.12gb": 1},
          "x-migctl": {"instances": [
              {"profile": "3g.48gb", "placement": 0},
-             {"profile": "3g.48gb", "placement": 4, "compute": ["1c.3g.48gb"] * 3},
+             {"profile": "1c.3g.48gb", "placement": 4, "compute": ["1c.3g.48gb"] * 3},
              {"profile": "1g.12gb", "placement": 3},
          ]}},
         {"devices": [1], "mig-enabled": False},
     ]
     plain = export_text(gpus, extensions=False)
     assert "x-migctl" not in plain and "devices: [0]" in plain
-    assert yaml.safe_load(plain)["mig-configs"]["current"][0]["mig-devices"] == {"3g.48gb": 2, "1g.12gb": 1}
+    counts = yaml.safe_load(plain)["mig-configs"]["current"][0]["mig-devices"]
+    assert counts == {"3g.48gb": 1, "1c.3g.48gb": 3, "1g.12gb": 1}
+    # Two 3g.48gb instances holding one 1c each have no mig-parted form (it would put both 1c in
+    # one instance): written as GPU instances with their compute instances in x-migctl.
+    split = (CurrentInstance("3g.48gb", 0, ("1c.3g.48gb",)), CurrentInstance("3g.48gb", 4, ("1c.3g.48gb",)))
+    entry = export_spec([CurrentGpu(0, H20_ID, True, split, H20)])["mig-configs"]["current"][0]
+    assert entry["mig-devices"] == {"3g.48gb": 2}
+    assert [p["compute"] for p in entry["x-migctl"]["instances"]] == [["1c.3g.48gb"], ["1c.3g.48gb"]]
 
 
 # --- inline --layout ---------------------------------------------------------------------------

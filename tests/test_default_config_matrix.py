@@ -43,7 +43,7 @@ MIG_MODELS = [k for k, m in models().items() if m.mig_capable]
 
 @pytest.fixture(scope="module")
 def default_file() -> Path:
-    return REPO / "tests" / "data" / "mig-parted-config-default.yaml"
+    return REPO / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 
 
 @pytest.fixture(scope="module")

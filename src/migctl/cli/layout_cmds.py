@@ -34,7 +34,13 @@ from migctl.records.layouts import (
 if TYPE_CHECKING:
     from migctl.ops.plan import NodePlan
 
-FILE_OPTION = typer.Option(None, "-f", "--config-file", help="mig-parted v1 config file ('-' reads stdin).")
+FILE_OPTION = typer.Option(
+    None,
+    "-f",
+    "--config-file",
+    help="mig-parted v1 config file ('-' reads stdin). Default: $MIGCTL_CONFIG_FILE, else /etc/migctl/config.yaml "
+    "if it exists, else NVIDIA's default mig-parted file (shipped with migctl).",
+)
 NAME_OPTION = typer.Option(None, "-c", "--selected-config", help="Name of the config in the file.")
 LAYOUT_OPTION = typer.Option(
     None, "--layout", help="Inline layout instead of a file, e.g. '3g.48gb,2g.24gb,1g.12gb:2' (docs/config.md)."
@@ -57,7 +63,12 @@ def _node_plan(file: str | None, name: str | None, layout: str | None, gpus: str
             raise UsageError(str(exc)) from None
         return plan_node(node, entry, None, chosen, source="--layout")
     if file is None:
-        raise UsageError("say which layout: -f FILE -c NAME, or --layout '1g.12gb:7'")
+        if not name:
+            raise UsageError("say which layout: -c NAME (NVIDIA's default file, or $MIGCTL_CONFIG_FILE), "
+                             "-f FILE -c NAME, or --layout '1g.12gb:7'")
+        from migctl.ops.files import default_config_file
+
+        file = default_config_file()
     return plan_node(node, load_config_file(file), name, chosen, source=file)
 
 
@@ -221,8 +232,14 @@ def _plan_lines(g: GpuPlanRecord) -> list[str]:
     return lines
 
 
+def _warn(console: Console, warnings: tuple[str, ...]) -> None:
+    for w in warnings:
+        console.print(Text(f"warning: {w}"))
+
+
 def render_plan(console: Console, report: PlanReport) -> None:
     console.print(f"plan for config {report.config!r}:")
+    _warn(console, report.warnings)
     groups: list[tuple[list[int], str, list[str]]] = []
     for g in report.gpus:
         lines = _plan_lines(g)
@@ -252,6 +269,7 @@ def render_apply(console: Console, report: ApplyReport) -> None:
 
 
 def render_assert(console: Console, report: AssertReport) -> None:
+    _warn(console, report.warnings)
     for g in report.gpus:
         if g.differences:
             console.print(f"GPU {g.gpu}: differs: " + "; ".join(g.differences))

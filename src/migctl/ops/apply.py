@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pynvml
 
@@ -100,12 +101,16 @@ def apply(
 ) -> ApplyReport:
     """Apply a plan made by :func:`migctl.ops.plan.plan_node`: mode changes first, then each GPU
     as a transaction. Raises the refusal (:class:`~migctl.errors.InUseError` or
-    :class:`~migctl.errors.InsufficientResourcesError`) before any change when a GPU refuses.
+    :class:`~migctl.errors.InsufficientResourcesError`) before any change when a GPU refuses, and
+    :attr:`NodePlan.uncovered` (a :class:`~migctl.errors.UsageError`) when the config covers none
+    of the GPUs.
 
     Re-plans under the host lock (the node may have changed since planning), so the plan it
     executes is always made from the state it changes. ``report.ok`` is false when a GPU did
     not get its layout or the ``apply-exit`` hook failed (as in mig-parted).
     """
+    if node_plan.uncovered is not None:
+        raise node_plan.uncovered
     env = hook_env or mig_parted_env(node_plan.source, node_plan.config)
     log: list[HookRun] = []
     with host_lock(wait_s):
@@ -114,7 +119,7 @@ def apply(
         fresh = tuple(
             plan_gpu(node.gpus[g.gpu], g.target, leases) if g.target is not None else g for g in node_plan.gpus
         )
-        node_plan = NodePlan(node_plan.config, node_plan.source, fresh)
+        node_plan = replace(node_plan, gpus=fresh)
         if node_plan.refusals:
             raise refusal_error(node_plan)
         try:
@@ -143,4 +148,6 @@ def apply(
                     log += _runs(run_hook(hooks, "apply-exit", env, check=False))
     done = all(o.result in ("applied", "unchanged", "skipped") for o in outcomes)
     exit_failed = any(h.point == "apply-exit" and h.exit_code != 0 for h in log)
-    return ApplyReport(node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log))
+    return ApplyReport(
+        node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log), node_plan.warnings
+    )
