@@ -88,10 +88,13 @@ def render_status(console: Console, data: StatusReport) -> None:
             if rows:
                 t = table("GI", "CI", "profile", "placement", "MIG device UUID", "in use by")
                 for gi, ci in rows:
-                    who = []
-                    if ci.holder is not None:
-                        who.append(f"lease pid {ci.holder.pid} ({ci.holder.command})")
-                    who += [f"pid {p.pid} {p.user}: {p.command}" for p in ci.processes]
+                    # Each user once: a process holding the lease is one entry, marked as such.
+                    lease = ci.holder if ci.holder is not None and ci.holder.source == "lease" else None
+                    who = [] if lease is None or lease.pid in {p.pid for p in ci.processes} else [
+                        f"lease pid {lease.pid} ({lease.command})"]
+                    for p in {p.pid: p for p in ci.processes}.values():
+                        mine = lease is not None and lease.pid == p.pid
+                        who.append(f"pid {p.pid} {p.user}: {p.command}" + (" (migctl lease)" if mine else ""))
                     t.add_row(str(gi.id), str(ci.id), ci.profile, str(gi.placement), ci.uuid, "; ".join(who) or "-")
                 console.print(t)
             for gi in g.gpu_instances:

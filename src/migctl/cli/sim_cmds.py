@@ -131,10 +131,8 @@ def attach(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Record a running process as using a GPU or MIG device (until it exits), with its load."""
-    control = _control()
-    if not uuid and gpu is None:
-        raise UsageError("sim attach needs -i GPU or --uuid MIG-...")
-    done = control.attach(pid, uuid=uuid, gpu=gpu, memory_mib=memory, util=util)
+    control = _control()  # checks that the pid exists first, then where to attach it
+    done = control.attach(pid, uuid=uuid or None, gpu=gpu, memory_mib=memory, util=util)
     emit(
         {"pid": pid, "attached": True, "memory_mib": done.memory_mib, "util": done.util},
         lambda c, d: c.print(f"pid {pid} attached"),
