@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import pynvml
 
+from migctl.config.spec import parse_profile
 from migctl.config.target import Address, AnyDevice, ProfileName, Target, UuidPrefix
 from migctl.device import MigDeviceInfo, Node
 from migctl.device.gpu import describe_process
@@ -233,15 +234,25 @@ def busy_error(busy: Sequence[BusyDevice], what: str) -> InUseError:
     )
 
 
+def size(dev: MigDeviceInfo) -> tuple[int, int]:
+    """How big a MIG device is, for "the smallest that fits": its memory, then its compute slices
+    (``1c.3g.48gb`` has 1, ``3g.48gb`` 3)."""
+    parsed = parse_profile(dev.profile)
+    slices = 0 if parsed is None else parsed[0] if parsed[0] is not None else parsed[1]
+    return dev.memory_mib, slices
+
+
 def spread_order(devices: Sequence[MigDeviceInfo], held: Iterable[str]) -> list[MigDeviceInfo]:
-    """Candidates ordered to spread work over GPUs: fewest busy instances on the GPU first."""
+    """Candidates in the order to try them: free ones first, the smallest first (a job that could
+    run anywhere must not take the one big instance a job asking for it needs), then spread over
+    GPUs (fewest busy instances on the GPU first)."""
     taken = set(held)
     load: dict[int, int] = {}
     for d in devices:
         load.setdefault(d.gpu_index, 0)
         if d.uuid in taken:
             load[d.gpu_index] += 1
-    return sorted(devices, key=lambda d: (d.uuid in taken, load[d.gpu_index], d.gpu_index, d.index))
+    return sorted(devices, key=lambda d: (d.uuid in taken, size(d), load[d.gpu_index], d.gpu_index, d.index))
 
 
 def acquire(
