@@ -26,7 +26,7 @@ from migctl import Node
 from migctl.records import to_data
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / "tests" / "data"  # copies of shared/reference files (see its README)
+REFERENCE = REPO / "tests" / "data"  # copies of reference files (see its README)
 MIGCTL = [sys.executable, "-m", "migctl"]
 
 
@@ -174,5 +174,5 @@ def sim(migctl: Cli) -> SimFactory:
 
 @pytest.fixture
 def reference() -> Path:
-    """Test data copied from shared/reference (tests/data): always present, never skipped."""
+    """Test data (tests/data): always present, never skipped."""
     return REFERENCE

@@ -29,7 +29,7 @@ from migctl.device.simulated import model_geometry
 from migctl.ops.files import NVIDIA_DEFAULT_CONFIG
 from migctl.sim.catalog import GiProfileSpec, ModelSpec, Placement, model, models
 
-REFERENCE = Path(__file__).resolve().parent / "data"  # a copy of shared/reference/gpu-profiles.json
+REFERENCE = Path(__file__).resolve().parent / "data"  # a copy of tests/data/gpu-profiles.json
 
 EXPECTED_KEYS = [
     "a100-40gb",

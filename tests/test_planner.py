@@ -52,7 +52,7 @@ def _profile(
     )
 
 
-# Built by hand from shared/reference/gpu-profile-tables.md, independent of the catalog.
+# Built by hand from docs/reference/gpu-profile-tables.md, independent of the catalog.
 H100 = GpuGeometry(
     profiles=(
         _profile(19, "1g.10gb", 7, range(7), 1, dec=1, jpeg=1),

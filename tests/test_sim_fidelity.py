@@ -1,4 +1,4 @@
-"""The MIG simulator behaves like the hardware (``shared/reference/mig-hardware.md``).
+"""The MIG simulator behaves like the hardware (``docs/reference/mig-hardware.md``).
 
 Each test drives the pynvml-shaped simulator (``migctl.sim.open``) or the device layer
 (``migctl.device.open_node``) the way a real NVML client would, and checks one rule of the

@@ -215,7 +215,7 @@ def _plan_lines(g: GpuPlanRecord) -> list[str]:
         f"recompute GI {r.gi} {r.profile}: {', '.join(r.compute)} -> {', '.join(r.new_compute)}" for r in g.recompute
     ]
     for c in g.create:
-        with_ci = f" with {', '.join(c.compute)}" if c.compute != (c.profile,) else ""
+        with_ci = "" if c.compute == (c.profile,) else f" with {', '.join(c.compute) or 'no compute instance'}"
         lines.append(f"create    {c.profile} at {c.placement}{with_ci}")
     if not (g.destroy or g.recompute or g.create or g.mode_change):
         return ["no change", *lines]

@@ -2,7 +2,7 @@
 
 Deliberately written apart from the planner in ``migctl.core``: the simulator is the oracle
 the planner is tested against, so it must not share the planner's code. Every refusal raises
-the ``pynvml.NVMLError`` subclass real hardware raises (``shared/reference/mig-hardware.md``):
+the ``pynvml.NVMLError`` subclass real hardware raises (``docs/reference/mig-hardware.md``):
 
 * a GPU instance occupies memory slices ``[start, start+size)``; overlap, a full instance
   count, or an exhausted media-engine pool (one OFA: one ``+me``) is INSUFFICIENT_RESOURCES;
