@@ -19,6 +19,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import migctl as migctl_api
 from conftest import Cli, Sim, SimFactory
 from migctl.config import ConfigError, GpuFacts, MigConfigEntry, load_text, parse_document, resolve, select, validate
 from migctl.config import document as document_module
@@ -373,6 +374,8 @@ def test_c_without_f_reads_the_env_file_then_etc_then_nvidias(sim: SimFactory, t
     assert s.json("plan", "-c", "mine", env={"MIGCTL_CONFIG_FILE": str(mine)})["source"] == str(mine)
     missing = s("plan", "-c", "mine", env={"MIGCTL_CONFIG_FILE": str(tmp_path / "nope.yaml")})
     assert missing.code == 2 and "nope.yaml: cannot read" in missing.err
+    with migctl_api.Node(sim="h20") as node:  # the Python API reads the same file
+        assert node.plan(config="all-1g.12gb").source == str(NVIDIA_DEFAULT_CONFIG)
     assert NVIDIA_DEFAULT_CONFIG.read_bytes() == (Path(__file__).resolve().parents[1] / "src" / "migctl" / "data"
                                                   / "mig-parted-config-default.yaml").read_bytes()
 

@@ -238,6 +238,8 @@ class Node:
 
         The layout is an inline ``--layout`` string (or a parsed entry), a mig-parted v1 ``file``
         (``"-"``: stdin) or a loaded ``spec``; ``config`` names the config in a file or spec.
+        ``config`` alone reads the file ``migctl apply -c NAME`` reads without ``-f``:
+        ``$MIGCTL_CONFIG_FILE``, else ``/etc/migctl/config.yaml``, else NVIDIA's default file.
 
         Returns:
             :class:`~migctl.records.layouts.PlanReport`. A GPU that refuses (the target needs a busy
@@ -394,9 +396,11 @@ class Node:
         gpus: Gpus,
     ) -> NodePlan:
         from migctl.config import ConfigError, parse_layout
-        from migctl.ops.files import load_config_file, usage_error
+        from migctl.ops.files import default_config_file, load_config_file, usage_error
         from migctl.ops.plan import plan_node
 
+        if layout is None and file is None and spec is None and config:
+            file = default_config_file()  # as `migctl apply -c NAME` without -f
         given = [x for x in (layout, file, spec) if x is not None]
         if len(given) != 1:
             raise UsageError("give exactly one of: a layout, file= or spec=")
