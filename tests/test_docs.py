@@ -143,7 +143,8 @@ class Session:
         while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
             key, _, value = words.pop(0).partition("=")
             env[key] = value
-        if not words:
+        if not words:  # VAR=VALUE alone: a variable for the rest of the document, as in a shell
+            self.env = env
             return 0, ""
         if words[0] == "migctl" and "exec" not in words:  # sim exec replaces the process: run it apart
             saved = os.getcwd()
