@@ -71,3 +71,12 @@ def test_doctor_on_a_simulated_node_says_cuda_cannot_be_real(sim: SimFactory) ->
     elif build is None:
         assert not pytorch
     assert "all checks passed" not in s.ok("doctor").out
+
+
+def test_the_example_names_a_gpu_instance_the_shipped_layout_makes(sim: SimFactory) -> None:
+    """Its docstring's ``--on 0:2``: the balanced layout of examples/layouts.yaml on an H20's GPU 0."""
+    assert "--on 0:2 " in EXAMPLE.read_text()
+    s = sim("h20x8", enable=None)
+    s.ok("apply", "-f", str(EXAMPLE.parent / "layouts.yaml"), "-c", "balanced", "-i", "0")
+    gis = {gi["id"]: gi["profile"] for gi in s.gpu(0)["gpu_instances"]}
+    assert gis.get(2) == "3g.48gb", gis
