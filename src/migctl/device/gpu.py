@@ -84,6 +84,16 @@ class Gpu:
     def mig_capable(self) -> bool:
         return self.mig_mode() is not None
 
+    def minor_number(self) -> int | None:
+        """The device minor (``/dev/nvidia<minor>``, ``nvmlDeviceGetMinorNumber``); ``None`` when
+        NVML cannot say (the simulator does not model it)."""
+        if not hasattr(self.nvml.lib, "nvmlDeviceGetMinorNumber"):
+            return None
+        try:
+            return int(self.nvml.read("nvmlDeviceGetMinorNumber", self.handle))
+        except pynvml.NVMLError:
+            return None
+
     def processes(self) -> list[ProcessInfo]:
         """Compute processes on this GPU and its MIG devices (``nvidia-smi --query-compute-apps``)."""
         out = []
