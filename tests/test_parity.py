@@ -167,3 +167,18 @@ def test_environment_names_the_config_file_and_selected_config(migctl: Any, refe
     assert migctl("--sim", "h20x2", "assert", env=env).code == 0
     # an option beats the environment
     assert migctl("--sim", "h20x2", "assert", "-c", "all-1g.12gb", env=env).code == 10
+
+
+def test_restore_of_a_mode_that_waits_for_a_reset_exits_7_as_apply_does(migctl: Any, tmp_path: Path) -> None:
+    assert migctl("--sim", "a100-40gb", "mode", "enable").code == 0
+    ck = tmp_path / "ck.json"
+    assert migctl("--sim", "a100-40gb", "checkpoint", "-f", str(ck)).code == 0
+    assert migctl("--sim", "a100-40gb", "mode", "disable").code == 0
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert migctl("--sim", "a100-40gb", "sim", "attach", "--pid", str(job.pid), "-i", "0").code == 0
+        r = migctl("--sim", "a100-40gb", "restore", "-f", str(ck), "--json")
+        assert r.code == 7 and r.json()["gpus"][0]["result"] == "pending" and r.json()["ok"] is False
+    finally:
+        job.kill()
+        job.wait()
