@@ -70,6 +70,7 @@ MIG_API = {
 HARDWARE_ONLY = {
     "nvmlShutdown",  # device/nvml.py: Nvml.shutdown
     "nvmlDeviceGetNvLinkRemoteDeviceType",  # device/system.py: needs_fabric_manager
+    "nvmlDeviceGetMinorNumber",  # device/gpu.py: Gpu.minor_number (the simulator uses the NVML index for now)
 }
 
 

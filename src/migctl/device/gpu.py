@@ -86,8 +86,8 @@ class Gpu:
 
     def minor_number(self) -> int | None:
         """The device minor (``/dev/nvidia<minor>``, ``nvmlDeviceGetMinorNumber``); ``None`` when
-        NVML cannot say (the simulator does not model it)."""
-        if not hasattr(self.nvml.lib, "nvmlDeviceGetMinorNumber"):
+        NVML cannot say, and on the simulator, which does not model it yet."""
+        if self.nvml.is_simulator:
             return None
         try:
             return int(self.nvml.read("nvmlDeviceGetMinorNumber", self.handle))
