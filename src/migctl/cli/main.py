@@ -14,7 +14,14 @@ from migctl.cli import inspect_cmds, sim_cmds  # noqa: F401  (register commands)
 from migctl.cli.app import STATE, app, consoles
 from migctl.errors import MigctlError, UsageError, from_nvml
 
-for _module in ("migctl.cli.lifecycle_cmds", "migctl.cli.layout_cmds", "migctl.cli.run_cmds"):
+for _module in (
+    "migctl.cli.lifecycle_cmds",
+    "migctl.cli.layout_cmds",
+    "migctl.cli.run_cmds",
+    "migctl.cli.boot_cmds",
+    "migctl.cli.parity_cmds",
+    "migctl.cli.scheduler_cmds",
+):
     try:
         __import__(_module)
     except ModuleNotFoundError as _exc:  # a front end not built yet must not break the others
