@@ -194,10 +194,10 @@ class Tuning:
 
     area_weight: float = 1.0
     arrival_rate: float = 0.0
-    lookahead: int = 64
+    lookahead: int = 16
     rollouts: int = 4
     close_call: float = 0.1
-    horizon: int = 16
+    horizon: int = 8
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,19 @@ class Option:
     held_idle: float = 0.0  # GPU-seconds of slices free now that a later start keeps idle until then
 
 
+@dataclass(frozen=True)
+class _Spot:
+    """A placement free at some time: its rank, reconfiguration, and until when it stays free."""
+
+    rank: tuple[float, int, int]
+    placement: Placement
+    mask: int
+    rc: float
+    reuse: int | None
+    free_until: float
+    held_idle: float
+
+
 class GpuTimeline:
     """One GPU's working state during one decision."""
 
@@ -81,6 +94,8 @@ class GpuTimeline:
                 for q in prof.placements:
                     self.coverable |= bits(q)
         self.plan: Plan | None = None
+        self._cache: dict[tuple[int, float], list[_Spot]] = {}
+        self._times: list[float] | None = None
 
     def held(self, start: float, end: float) -> list[Hold]:
         """What holds slices at some moment of ``[start, end)``."""
@@ -95,9 +110,9 @@ class GpuTimeline:
         if not self.usable:
             return []
         found: list[Option] = []
-        times = [now]
-        if future:
-            times += sorted({o.end for o in self.occs if now < o.end < INF})
+        if self._times is None:
+            self._times = [now, *sorted({o.end for o in self.occs if now < o.end < INF})]
+        times = self._times if future else self._times[:1]
         for prof in self.geometry.profiles:
             duration = job.duration_on(prof)
             if duration is None:
@@ -109,18 +124,33 @@ class GpuTimeline:
                     break
         return found
 
-    def _at(self, prof: GiProfile, t: float, duration: float, now: float, cost: ReconfigCost) -> Option | None:
-        best: Option | None = None
+    def _candidates(self, prof: GiProfile, t: float, now: float, cost: ReconfigCost) -> list[_Spot]:
+        """Placements of ``prof`` free at ``t``, best first, with how long each stays free.
+
+        Depends only on the timeline, not on the job, so it is worked out once per
+        (profile, time) until the timeline changes.
+        """
+        key = (prof.id, t)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         setup = self.mode_s if not self.enable_mig else 0.0
         occupied = 0
         for o in self.active(t):
             occupied |= o.mask
+        busy_now = 0
+        for o in self.active(now):
+            busy_now |= o.mask
         if t == now:
             for s in self.idle.values():
                 occupied |= bits(s.placement)
         open_masks = [m for m in self.all_masks if not m & occupied]
+        later = [o for o in self.occs if o.start > t]
+        spots: list[_Spot] = []
         for q in prof.placements:
             qmask = bits(q)
+            if any(o.mask & qmask for o in self.occs if o.start <= t < o.end):
+                continue
             reuse: int | None = None
             in_the_way: list[Slot] = []
             if t == now:
@@ -134,31 +164,35 @@ class GpuTimeline:
             rc = setup
             if reuse is None:
                 rc += cost.create_s() + sum(cost.destroy_s(max(1, len(s.compute))) for s in in_the_way)
-            finish = t + rc + duration
-            window = self.held(t, finish)
-            if any(o.mask & qmask for o in window):
+            free_until = min((o.start for o in later if o.mask & qmask), default=INF)
+            # Room it takes from later instances: the still-open placements it blocks, by size.
+            blocked = sum(m.bit_count() for m in open_masks if m & qmask)
+            held_idle = (t - now) * (qmask & ~busy_now).bit_count() / self.span if t > now else 0.0
+            spots.append(_Spot((rc, blocked, q.start), q, qmask, rc, reuse, free_until, held_idle))
+        spots.sort(key=lambda sp: sp.rank)
+        self._cache[key] = spots
+        return spots
+
+    def _at(self, prof: GiProfile, t: float, duration: float, now: float, cost: ReconfigCost) -> Option | None:
+        for sp in self._candidates(prof, t, now, cost):
+            finish = t + sp.rc + duration
+            if finish > sp.free_until:
                 continue
-            occupants = [Occupant(o.profile_id, o.placement) for o in window]
+            occupants = [Occupant(o.profile_id, o.placement) for o in self.held(t, finish)]
             if t == now:
                 occupants += [
                     Occupant(s.profile_id, s.placement)
                     for s in self.idle.values()
-                    if s.gi_id != reuse and not bits(s.placement) & qmask
+                    if s.gi_id != sp.reuse and not bits(s.placement) & sp.mask
                 ]
-            if self.geometry.why_not(occupants, prof, q) is not None:
+            if self.geometry.why_not(occupants, prof, sp.placement) is not None:
                 continue
-            # Room it takes from later instances: the still-open placements it blocks, by size.
-            blocked = sum(m.bit_count() for m in open_masks if m & qmask)
-            held_idle = 0.0
-            if t > now:
-                busy_now = 0
-                for o in self.active(now):
-                    busy_now |= o.mask
-                held_idle = (t - now) * (qmask & ~busy_now).bit_count() / self.span
-            opt = Option(self.state.index, prof, q, t, finish, duration, reuse, (rc, blocked, q.start), held_idle)
-            if best is None or opt.rank < best.rank:
-                best = opt
-        return best
+            return Option(self.state.index, prof, sp.placement, t, finish, duration, sp.reuse, sp.rank, sp.held_idle)
+        return None
+
+    def _changed(self) -> None:
+        self._cache = {}
+        self._times = None
 
     # ------------------------------------------------------------------ committing
 
@@ -193,6 +227,7 @@ class GpuTimeline:
             self.idle, self.reused, self.new, self.enable_mig = saved
             return False
         self.plan = result
+        self._changed()
         self.occs.append(Hold(qmask, opt.profile.id, opt.placement, opt.start, opt.finish, opt.placement.size))
         return True
 
@@ -202,9 +237,11 @@ class GpuTimeline:
         other.idle = dict(self.idle)
         other.reused = dict(self.reused)
         other.new = list(self.new)
+        other._cache = dict(self._cache)
         return other
 
     def reserve(self, opt: Option) -> None:
+        self._changed()
         mask = bits(opt.placement)
         self.occs.append(Hold(mask, opt.profile.id, opt.placement, opt.start, opt.finish, opt.placement.size))
 
