@@ -130,7 +130,7 @@ def run_setting(geometry: GpuGeometry, cost: ReconfigCost, seed: int, mean_gap_s
 
 
 def _met(value: float, target: float) -> str:
-    return f"{value:.2f}x ({'met' if value <= target else 'MISSED'}, target <= {target:.2f}x)"
+    return f"{value:.3f}x ({'met' if value <= target else 'MISSED'}, target <= {target:.2f}x)"
 
 
 def report_headline(s: Setting) -> bool:

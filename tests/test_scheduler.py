@@ -35,7 +35,9 @@ from migctl.sim.catalog import model
 A100 = model("a100-40gb").geometry()
 A30 = model("a30").geometry()
 H100 = model("h100-80gb").geometry()
-COST = ReconfigCost(create_gi_s=0.013, create_ci_s=0.004, destroy_gi_s=0.018, destroy_ci_s=0.006, mig_mode_s=2, reset_s=3)
+COST = ReconfigCost(
+    create_gi_s=0.013, create_ci_s=0.004, destroy_gi_s=0.018, destroy_ci_s=0.006, mig_mode_s=2, reset_s=3
+)
 
 
 def _random_gpu(rng: random.Random, index: int, geometry: GpuGeometry, now: float) -> GpuState:
