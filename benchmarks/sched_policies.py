@@ -10,7 +10,9 @@
   that minimises the sum of the jobs' slowdowns; running jobs whose instance changes are
   checkpointed and restarted (``overhead_s``, MISO's default 30 s). When nobody waits, a GPU
   with idle instances is re-partitioned for the jobs it still has.
-* :class:`Migctl`: ``migctl.core.scheduler.decide`` at every event, its decision carried out.
+* :class:`Migctl`: ``migctl.core.scheduler.decide`` at every event, its decision carried out;
+  with ``estimate_rate`` it tells the policy the arrival rate of the last 20 arrivals, as a
+  runner watching its queue could.
 * :class:`FixedList`: tasks started strictly in a given order, each on a given profile and
   placement as soon as those slices are free (the schedules the exhaustive search ranges over).
 
@@ -219,13 +221,18 @@ class Migctl:
     """migctl's own policy: ``decide`` at every event, its decision carried out as the runner would."""
 
     def __init__(
-        self, objective: Objective = "jct", tuning: Tuning | None = None, name: str = "", estimate_rate: bool = False
+        self,
+        objective: Objective = "jct",
+        tuning: Tuning | None = None,
+        name: str = "",
+        estimate_rate: bool = False,
+        window: int = 20,
     ) -> None:
         self.objective: Objective = objective
         self.tuning = tuning or Tuning()
         self.name = name or f"migctl ({objective})"
-        self.estimate_rate = estimate_rate
-        self.rate_factor = 1.0
+        self.estimate_rate = estimate_rate  # pass Tuning.arrival_rate measured from recent arrivals
+        self.window = window
         self.decisions = 0
 
     def setup(self, sim: Simulator) -> None:
@@ -257,10 +264,11 @@ class Migctl:
         queue = [j.as_job(sim.remaining(j)) for j in sim.queue]
         tuning = self.tuning
         if self.estimate_rate:
-            # What a runner could know: the arrivals seen so far.
-            seen = [j.arrival for j in sim.trace if j.arrival <= sim.now]
+            # What a runner could know: the rate of the last ``window`` arrivals (recent load,
+            # not the whole history: MISO's trace starts with a burst).
+            seen = [j.arrival for j in sim.trace if j.arrival <= sim.now][-self.window - 1 :]
             if len(seen) > 1 and sim.now > seen[0]:
-                tuning = replace(tuning, arrival_rate=self.rate_factor * (len(seen) - 1) / (sim.now - seen[0]))
+                tuning = replace(tuning, arrival_rate=(len(seen) - 1) / (sim.now - seen[0]))
         d = decide(self.states(sim), queue, now=sim.now, cost=sim.cost, objective=self.objective, tuning=tuning)
         self.decisions += 1
         if d.unplaceable:
