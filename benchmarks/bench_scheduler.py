@@ -286,7 +286,7 @@ def main(argv: list[str]) -> int:
     )
     ok = report_headline(run_setting(a100, cost, 1, 60.0))
     cells = [(2, 30.0)] if quick else [(s, g) for g in (30.0, 60.0, 120.0) for s in range(1, 6)]
-    print(f"\nSweep over seeds and arrival rates ({len(cells)} traces of 100 jobs):\n")
+    print(f"\nSweep over seeds and arrival rates ({len(cells)} trace(s) of 100 jobs):\n")
     report_sweep([run_setting(a100, cost, seed, gap) for seed, gap in cells])
     print()
     ok &= run_far(a30, cost, 4 if quick else 5, 5 if quick else 10)
