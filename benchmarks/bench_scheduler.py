@@ -41,7 +41,7 @@ from _common import print_table  # benchmarks/_common.py
 from migctl.core.geometry import GpuGeometry
 from migctl.core.scheduler import ReconfigCost
 from migctl.data import workloads
-from migctl.sim.catalog import model
+from migctl.device.simulated import model_geometry
 from migctl.sim.faults import REALISTIC_S
 from sched_far import far_tasks, optimum
 from sched_policies import Migctl, MisoLike, Static, base_profiles, layout_name, layouts, lower_bound
@@ -276,8 +276,8 @@ def run_far(geometry: GpuGeometry, cost: ReconfigCost, tasks_per_set: int, sets:
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    a100 = model("a100-40gb").geometry()
-    a30 = model("a30").geometry()
+    a100 = model_geometry("a100-40gb")
+    a30 = model_geometry("a30")
     cost = ReconfigCost.from_nvml(REALISTIC_S)
     print(
         f"reconfiguration cost (MIGCTL_SIM_LATENCY=realistic): create {cost.create_s() * 1000:.0f} ms, "

@@ -30,11 +30,11 @@ from migctl.core.scheduler import (
     priority_order,
 )
 from migctl.data import workloads
-from migctl.sim.catalog import model
+from migctl.device.simulated import model_geometry
 
-A100 = model("a100-40gb").geometry()
-A30 = model("a30").geometry()
-H100 = model("h100-80gb").geometry()
+A100 = model_geometry("a100-40gb")
+A30 = model_geometry("a30")
+H100 = model_geometry("h100-80gb")
 COST = ReconfigCost(
     create_gi_s=0.013, create_ci_s=0.004, destroy_gi_s=0.018, destroy_ci_s=0.006, mig_mode_s=2, reset_s=3
 )

@@ -18,14 +18,14 @@ from migctl.core.geometry import Placement
 from migctl.core.layout import ExistingInstance, Plan, TargetInstance
 from migctl.core.planner import plan
 from migctl.core.scheduler import ReconfigCost
-from migctl.sim.catalog import model
+from migctl.device.simulated import model_geometry
 from migctl.sim.faults import REALISTIC_S
 from sched_far import far_tasks, list_makespan, optimum
 from sched_policies import FixedList, Migctl, MisoLike, Static, lower_bound
 from tracesim import SimulationError, Simulator, TraceJob
 
-A100 = model("a100-40gb").geometry()
-A30 = model("a30").geometry()
+A100 = model_geometry("a100-40gb")
+A30 = model_geometry("a30")
 FULL = A100.by_name("7g.40gb").id
 COST = ReconfigCost(create_gi_s=0.5, create_ci_s=0.25, destroy_gi_s=1.0, destroy_ci_s=0.5)
 SPEEDS = (("1g", 0.25), ("2g", 0.5), ("3g", 0.7), ("4g", 0.8), ("7g", 1.0))
