@@ -101,8 +101,8 @@ def read_mig_minors_file(path: Path) -> MigMinors:
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise DriverError(
-            f"{path} does not exist: the driver exposes no MIG capabilities",
-            hint="load the NVIDIA driver (R450 or later) with its nvidia-caps support",
+            f"{path} does not exist",
+            hint="the NVIDIA driver (R450 or later) lists its MIG capabilities there: load it with nvidia-caps support",
         ) from None
     except OSError as exc:
         raise DriverError(f"{path} cannot be read ({exc.strerror or exc})") from None
