@@ -389,18 +389,20 @@ class Node:
         Name=gpu Type=nvidia_h20_1g.12gb MultipleFiles=/dev/nvidia0,/dev/nvidia-caps/nvidia-cap12,...
         NodeName=gpu7 Gres=gpu:nvidia_h20_1g.12gb:2,gpu:nvidia_h20_3g.48gb:1
 
-        ``mig_minors`` is the driver's ``/proc/driver/nvidia-caps/mig-minors`` (default; or
-        ``$MIGCTL_MIG_MINORS``), ``dev_root`` what stands for ``/dev`` in the paths; records
-        are in slurmd's index order (see docs/slurm.md).
+        The capability minors come from the driver's ``/proc/driver/nvidia-caps/mig-minors``
+        and the paths from its ``/dev`` (on a simulated node: the simulated driver's own files);
+        ``mig_minors`` reads another copy of that table, ``dev_root`` writes another folder for
+        ``/dev``. Records are in slurmd's index order (see docs/slurm.md).
 
         Returns:
             :class:`~migctl.records.schedulers.SlurmExportReport`.
         Raises:
-            UsageError: the mig-minors file cannot be read or lacks a MIG device; a bad ``gpus``.
+            UsageError: the ``mig_minors`` file cannot be read or lacks a MIG device; a bad ``gpus``.
+            DriverError: the driver's mig-minors table cannot be read or lacks a MIG device.
         """
         from migctl.ops.integrations import slurm_export
 
-        return slurm_export(self.select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root)
+        return slurm_export(self._node, self.select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root)
 
     def export_k8s(self, gpus: Gpus = None) -> K8sExportReport:
         """What NVIDIA's device plugin (v0.20) advertises for the current layout under the ``mixed``

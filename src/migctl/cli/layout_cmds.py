@@ -188,10 +188,10 @@ def export(
     ),
     node_name: str | None = typer.Option(None, "--node-name", help="slurm: the NodeName (default: short hostname)."),
     mig_minors: str | None = typer.Option(
-        None, "--mig-minors", help="slurm: the driver's MIG minors file (env MIGCTL_MIG_MINORS)."
+        None, "--mig-minors", help="slurm: a copy of a driver's mig-minors table to read (default: this node's driver)."
     ),
     dev_root: str | None = typer.Option(
-        None, "--dev-root", help="slurm: folder standing for /dev in file paths (env MIGCTL_DEV_ROOT)."
+        None, "--dev-root", help="slurm: folder to write for /dev in device paths (default: the driver's /dev)."
     ),
     json_out: bool = JSON_OPTION,
 ) -> None:

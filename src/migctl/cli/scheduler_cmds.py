@@ -37,11 +37,11 @@ app.add_typer(slurm_app, name="slurm")
 app.add_typer(k8s_app, name="k8s")
 
 MIG_MINORS_OPTION = typer.Option(
-    None, "--mig-minors", help="The driver's MIG minors file (env MIGCTL_MIG_MINORS; "
-    "default /proc/driver/nvidia-caps/mig-minors)."
+    None, "--mig-minors", help="Read the MIG capability minors from this copy of a driver's "
+    "/proc/driver/nvidia-caps/mig-minors (default: this node's driver)."
 )
 DEV_ROOT_OPTION = typer.Option(
-    None, "--dev-root", help="Folder standing for /dev in device paths (env MIGCTL_DEV_ROOT; for test roots)."
+    None, "--dev-root", help="Folder to write for /dev in device paths (default: the driver's /dev)."
 )
 
 
@@ -61,8 +61,9 @@ def export_slurm(
 ) -> None:
     from migctl.ops import integrations
 
+    node = STATE.node()
     report = integrations.slurm_export(
-        STATE.node().select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root
+        node, node.select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root
     )
     emit(report, render_slurm_export, json_out)
 
@@ -108,7 +109,8 @@ def task_prolog(
     """Slurm TaskProlog: print 'export CUDA_VISIBLE_DEVICES=MIG-...' for the GRES the job was given."""
     from migctl.ops import integrations
 
-    report = integrations.task_prolog(STATE.node().select(gpus), os.environ, mig_minors=mig_minors, root=dev_root)
+    node = STATE.node()
+    report = integrations.task_prolog(node, node.select(gpus), os.environ, mig_minors=mig_minors, root=dev_root)
     emit(report, render_task_prolog, json_out)
 
 
