@@ -10,50 +10,23 @@ DRAM_BW_UTIL 0.4x, ANY_TENSOR_UTIL 0.6x; a GPU weighs its instances by SMs).
 from __future__ import annotations
 
 import getpass
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 import pytest
 
-from conftest import Sim, SimFactory
+from busy_node import Busy, busy_node
+from conftest import SimFactory
 from migctl.records.schema import by_command, command_schema
 
 MIB_PER_GIB = 1024
 
 
-@dataclass
-class Busy:
-    sim: Sim
-    big: str  # the 3g.40gb MIG device with a process on it
-    small: str  # the 1g.10gb+me MIG device under a lease with a job name
-    pid: int
-
-
 @pytest.fixture
 def h100(sim: SimFactory) -> Iterator[Busy]:
-    """2 x H100 80GB: GPU 0 in MIG mode with a busy 3g.40gb, a leased 1g.10gb+me and a 2g.20gb
-    without compute instance; GPU 1 without MIG, running a process at 40%."""
-    from migctl.ops import leases
-
-    s = sim("h100-80gbx2", enable="0")
-    made = s.create("-i", "0", "3g.40gb", "1g.10gb+me")
-    s.ok("create", "-i", "0", "2g.20gb", "--no-compute-instance")
-    big, small = made[0]["uuid"], made[1]["uuid"]
-    procs = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
-    lease = leases.try_acquire(small, command="migctl batch jobs.yaml", job="train-3")
-    try:
-        s.ok("sim", "attach", "--pid", str(procs[0].pid), "--uuid", big, "--memory", "2048", "--util", "70")
-        s.ok("sim", "attach", "--pid", str(procs[1].pid), "-i", "1", "--memory", "1024", "--util", "40")
-        yield Busy(s, big, small, procs[0].pid)
-    finally:
-        if lease is not None:
-            lease.release()
-        for p in procs:
-            p.kill()
-            p.wait()
+    with busy_node(sim) as busy:
+        yield busy
 
 
 def devices(doc: dict[str, Any], gpu: int = 0) -> dict[str, dict[str, Any]]:
@@ -83,7 +56,7 @@ def test_each_mig_device_shows_its_memory_bar1_sms_engines_processes_and_holder(
     assert (proc["pid"], proc["user"], proc["command"], proc["used_memory_mib"]) == (
         h100.pid,
         getpass.getuser(),
-        "sleep 30",
+        "sleep 60",
         2048,
     )
     assert big["holder"] is None
@@ -97,7 +70,7 @@ def test_the_table_shows_the_same_facts(h100: Busy) -> None:
     assert "3g.40gb" in line and "2048/40448" in line and " 60 " in line
     assert "job train-3" in next(row for row in text.splitlines() if h100.small in row)
     proc_line = next(row for row in text.splitlines() if str(h100.pid) in row)
-    assert "sleep 30" in proc_line and "2048" in proc_line and getpass.getuser() in proc_line
+    assert "sleep 60" in proc_line and "2048" in proc_line and getpass.getuser() in proc_line
 
 
 def test_status_without_util_measures_nothing(h100: Busy) -> None:
@@ -129,6 +102,8 @@ def test_util_reads_gpm_per_gpu_instance_and_nvml_on_a_whole_gpu(h100: Busy) -> 
     # GPU 1, MIG off: nvmlDeviceGetUtilizationRates (gpu 40%, memory 0.4 x 40).
     plain = doc["gpus"][1]["utilization"]
     assert (plain["source"], plain["gpu_pct"], plain["memory_pct"]) == ("nvml", 40, 16)
+    assert (plain["graphics_pct"], plain["tensor_pct"]) == (pytest.approx(40), pytest.approx(24))  # and GPM's
+    assert busy["graphics_pct"] == busy["gpu_pct"]
     text = h100.sim.ok("status", "--util", "-i", "0").out
     assert "70%" in next(row for row in text.splitlines() if h100.big in row)
 

@@ -34,17 +34,27 @@ NO_MIG_RATE = "NVML has no utilization rate in MIG mode; "
 
 
 def unavailable(reason: str) -> Utilization:
-    return Utilization("n/a", reason, None, None, None, None, None, None, None)
+    return Utilization("n/a", reason, None, None, None, None, None, None, None, None)
 
 
-def from_gpm(m: GpmMetrics) -> Utilization:
+def from_gpm(m: GpmMetrics, rates: UtilizationRates | None = None) -> Utilization:
+    """GPM's metrics; with NVML's ``rates`` (a whole GPU outside MIG mode) the headline is NVML's."""
     return Utilization(
-        "gpm", None, m.graphics_pct, None, m.sm_pct, m.sm_occupancy_pct, m.dram_bw_pct, m.tensor_pct, m.window_s
+        "nvml" if rates else "gpm",
+        None,
+        rates.gpu_pct if rates else m.graphics_pct,
+        rates.memory_pct if rates else None,
+        m.graphics_pct,
+        m.sm_pct,
+        m.sm_occupancy_pct,
+        m.dram_bw_pct,
+        m.tensor_pct,
+        m.window_s,
     )
 
 
 def from_rates(r: UtilizationRates) -> Utilization:
-    return Utilization("nvml", None, r.gpu_pct, r.memory_pct, None, None, None, None, None)
+    return Utilization("nvml", None, r.gpu_pct, r.memory_pct, None, None, None, None, None, None)
 
 
 class UtilizationSampler:
@@ -58,14 +68,18 @@ class UtilizationSampler:
     def gpu(self, gpu: Gpu, *, mig_enabled: bool) -> Utilization | None:
         """The whole GPU: NVML's rate outside MIG mode, GPM in MIG mode (``None``: no window yet)."""
         self._seen.add((gpu.index, None))
+        rates = None
         if not mig_enabled:
-            rates = utilization_rates(self.node.nvml, gpu.handle, mig_enabled=False)
-            if isinstance(rates, UtilizationRates):
-                return from_rates(rates)
+            found = utilization_rates(self.node.nvml, gpu.handle, mig_enabled=False)
+            rates = found if isinstance(found, UtilizationRates) else None
         got = self.gpm.take(gpu, None)
+        if isinstance(got, GpmMetrics):
+            return from_gpm(got, rates)
+        if rates is not None:
+            return from_rates(rates)
         if isinstance(got, Unavailable):
             return unavailable((NO_MIG_RATE + got.reason) if mig_enabled else got.reason)
-        return None if got is None else from_gpm(got)
+        return None
 
     def gpu_instance(self, gpu: Gpu, gi_id: int, *, has_compute_instance: bool) -> Utilization | None:
         """One GPU instance, by GPM (``None``: no window yet)."""

@@ -59,15 +59,17 @@ class Utilization(Record):
     """How busy a GPU or GPU instance was, where NVML can say (``status --util``, ``top``, the exporter)."""
 
     source: Literal["gpm", "nvml", "n/a"]
-    """``gpm``: GPU Performance Monitoring (Hopper and later; per GPU instance, two samples ``window_s``
-    apart); ``nvml``: ``nvmlDeviceGetUtilizationRates`` (a whole GPU outside MIG mode); ``n/a``: NVML
-    gives none here, and ``reason`` says why (never reported as 0%)."""
+    """Where ``gpu_pct`` comes from. ``gpm``: GPU Performance Monitoring (Hopper and later; per GPU
+    instance; two samples ``window_s`` apart); ``nvml``: ``nvmlDeviceGetUtilizationRates`` (a whole GPU
+    outside MIG mode); ``n/a``: NVML gives none here, and ``reason`` says why (never reported as 0%)."""
     reason: str | None
     """Why there is no utilization (``source`` ``n/a``), else ``null``."""
     gpu_pct: float | None
-    """Percent of the time the GPU or instance was busy: GPM GRAPHICS_UTIL, or NVML's GPU utilization rate."""
+    """Percent of the time the GPU or instance was busy: NVML's GPU utilization rate, else GPM GRAPHICS_UTIL."""
     memory_pct: float | None
-    """NVML's memory utilization rate (memory controller busy; ``nvml`` only)."""
+    """NVML's memory utilization rate (memory controller busy; whole GPUs outside MIG mode)."""
+    graphics_pct: float | None
+    """GPM GRAPHICS_UTIL: the graphics/compute engine was active (``null`` without GPM)."""
     sm_pct: float | None
     """GPM SM_UTIL: SMs busy."""
     sm_occupancy_pct: float | None
