@@ -8,7 +8,6 @@ from rich.text import Text
 
 from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit
 from migctl.cli.render import dim, gib, slice_bar, slice_ruler, table
-from migctl.cli.status_view import render_mig_devices, util_text
 from migctl.errors import UsageError
 from migctl.ops import inspect
 from migctl.records.inspect import (
@@ -79,6 +78,8 @@ def devices(gpus: str | None = GPUS_OPTION, json_out: bool = JSON_OPTION) -> Non
 
 
 def render_status(console: Console, data: StatusReport) -> None:
+    from migctl.cli.status_view import render_mig_devices, util_text
+
     if data.simulated:
         console.print(dim("(simulated node)"))
     for g in data.gpus:

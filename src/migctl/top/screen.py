@@ -2,14 +2,8 @@
 
 :func:`frame` returns exactly ``height`` lines (rich :class:`~rich.text.Text`, none wider than
 ``width``): two header lines, the body (scrolled), one footer line. Everything here is pure,
-so the screens can be checked as text at a fixed size. The layout, at 80 columns::
-
-    migctl top  node1  12:00:00  every 2 s  sort: natural  filter: -
-    2 GPUs  3 GPU instances  2 MIG devices  1 processes  1 leased
-    GPU 0  NVIDIA H100 80GB HBM3  MIG on  mem 2.0/79.2G  util 32%  58°C  380 W
-      |GI1 3g.40gb|..|GI13|.|
-       1/0 3g.40gb    █▍        2.0/39.5G  70% ▆▆▆       pid 4242 alice python train.py
-      GI/CI profile   memory              util history   lease / job / processes
+so the screens are checked as text at fixed sizes (``tests/test_top.py``). The layout at 80
+columns, line by line, is in ``docs/observability.md``.
 """
 
 from __future__ import annotations
