@@ -70,8 +70,20 @@ class Node:
     def select(self, gpus: Gpus = None) -> list[Gpu]:
         return self._node.select(None if gpus is None else str(gpus))
 
-    def status(self, gpus: Gpus = None) -> StatusReport:
-        """What ``migctl status`` shows (``--json`` prints this record)."""
+    def status(self, gpus: Gpus = None, *, utilization: bool = False) -> StatusReport:
+        """What ``migctl status`` shows (``--json`` prints this record).
+
+        ``utilization=True`` is ``status --util``: each GPU and GPU instance also carries its
+        utilization, measured over 0.2 s (GPM on Hopper and later; NVML's rate on a whole GPU;
+        ``source="n/a"`` with the reason elsewhere).
+
+        >>> node.status("0", utilization=True).gpus[0].gpu_instances[0].utilization.gpu_pct  # doctest: +SKIP
+        70.0
+        """
+        if utilization:
+            from migctl.ops.utilization import measured_status
+
+            return measured_status(self._node, self.select(gpus), leases.holder_records())
         return inspect.status(self._node, self.select(gpus), leases.holder_records())
 
     # -- lifecycle: mode, reset, create, create_ci, destroy ------------------------------------------

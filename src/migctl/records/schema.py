@@ -18,7 +18,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.records import batch, boot, doctor, errors, inspect, layouts, lifecycle, parity, run, schedulers
+from migctl.records import (
+    batch,
+    boot,
+    doctor,
+    errors,
+    inspect,
+    layouts,
+    lifecycle,
+    observe,
+    parity,
+    run,
+    schedulers,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,16 @@ COMMANDS: tuple[CommandOutput, ...] = (
     ),
     CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
+    CommandOutput(
+        "top",
+        inspect.StatusReport,
+        "`top --json`: one measured snapshot (the status with utilization, as `status --util`), then exit.",
+    ),
+    CommandOutput(
+        "exporter",
+        observe.ExporterStarted,
+        "Printed once the exporter listens (where, and how often it collects); it then serves until stopped.",
+    ),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
 
