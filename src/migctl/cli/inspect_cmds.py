@@ -20,11 +20,22 @@ from migctl.records.inspect import (
 
 
 @app.command()
-def status(gpus: str | None = GPUS_OPTION, json_out: bool = JSON_OPTION) -> None:
-    """GPUs, MIG mode, GPU instances as slice bars, MIG devices with UUIDs and who uses them."""
+def status(
+    gpus: str | None = GPUS_OPTION,
+    json_out: bool = JSON_OPTION,
+    util: bool = typer.Option(
+        False, "--util", help="Measure utilization per GPU and GPU instance (GPM on Hopper+; takes 0.2 s)."
+    ),
+) -> None:
+    """GPUs, MIG mode, GPU instances as slice bars, MIG devices with memory, engines and users."""
     from migctl.ops.leases import holder_records
 
     node = STATE.node()
+    if util:
+        from migctl.ops.utilization import measured_status
+
+        emit(measured_status(node, node.select(gpus), holder_records()), render_status, json_out)
+        return
     emit(inspect.status(node, node.select(gpus), holder_records()), render_status, json_out)
 
 
@@ -67,6 +78,8 @@ def devices(gpus: str | None = GPUS_OPTION, json_out: bool = JSON_OPTION) -> Non
 
 
 def render_status(console: Console, data: StatusReport) -> None:
+    from migctl.cli.status_view import render_mig_devices, util_text
+
     if data.simulated:
         console.print(dim("(simulated node)"))
     for g in data.gpus:
@@ -80,23 +93,17 @@ def render_status(console: Console, data: StatusReport) -> None:
             (f"GPU {g.index}", "bold"), f"  {g.name}  {g.uuid}  {g.bus_id}  ", mode,
             f"  memory {g.memory.used_mib}/{g.memory.total_mib} MiB",
         )
+        if g.utilization is not None:
+            head.append(f"  util {util_text(g.utilization)}")
+            if g.utilization.source != "n/a":
+                head.append(f" ({g.utilization.source.upper()})")
         console.print(head)
+        if g.utilization is not None and g.utilization.reason:
+            console.print(dim(f"  util n/a: {g.utilization.reason}"))
         if g.mig is not None and g.mig.current:
             console.print(slice_ruler(g.slices))
             console.print(slice_bar(g.slices, [(gi.id, gi.profile, gi.placement) for gi in g.gpu_instances]))
-            rows = [(gi, ci) for gi in g.gpu_instances for ci in gi.compute_instances]
-            if rows:
-                t = table("GI", "CI", "profile", "placement", "MIG device UUID", "in use by")
-                for gi, ci in rows:
-                    # Each user once: a process holding the lease is one entry, marked as such.
-                    lease = ci.holder if ci.holder is not None and ci.holder.source == "lease" else None
-                    who = [] if lease is None or lease.pid in {p.pid for p in ci.processes} else [
-                        f"lease pid {lease.pid} ({lease.command})"]
-                    for p in {p.pid: p for p in ci.processes}.values():
-                        mine = lease is not None and lease.pid == p.pid
-                        who.append(f"pid {p.pid} {p.user}: {p.command}" + (" (migctl lease)" if mine else ""))
-                    t.add_row(str(gi.id), str(ci.id), ci.profile, str(gi.placement), ci.uuid, "; ".join(who) or "-")
-                console.print(t)
+            render_mig_devices(console, g)
             for gi in g.gpu_instances:
                 if not gi.compute_instances:
                     console.print(f"  GI {gi.id} ({gi.profile}) has no compute instance (not usable by CUDA)")

@@ -14,7 +14,16 @@ from migctl.cli import inspect_cmds, sim_cmds  # noqa: F401  (register commands)
 from migctl.cli.app import STATE, app, consoles
 from migctl.errors import MigctlError, UsageError, from_nvml
 
-for _module in ("migctl.cli.lifecycle_cmds", "migctl.cli.layout_cmds", "migctl.cli.run_cmds"):
+_FRONT_ENDS = (
+    "lifecycle_cmds",
+    "layout_cmds",
+    "run_cmds",
+    "observe_cmds",
+    "boot_cmds",
+    "parity_cmds",
+    "scheduler_cmds",
+)
+for _module in (f"migctl.cli.{name}" for name in _FRONT_ENDS):
     try:
         __import__(_module)
     except ModuleNotFoundError as _exc:  # a front end not built yet must not break the others
