@@ -27,11 +27,10 @@ from migctl.config import (
     load_text,
     parse_layout,
     resolve,
-    select,
 )
 from migctl.config.document import MAX_CHARS, parse_document
 from migctl.config.hooks import load_hooks_text
-from migctl.config.select import suggest
+from migctl.config.select import select, suggest
 from migctl.core.geometry import GiProfile, GpuGeometry, Placement
 from migctl.core.layout import Target, TargetInstance
 from migctl.errors import UsageError

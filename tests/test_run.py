@@ -217,7 +217,7 @@ def test_terminal_ctrl_c_reaches_the_child_once(node: Devices, state_dir: Path, 
 # -- exclusivity --------------------------------------------------------------------------------
 
 
-def test_no_wait_names_the_holder_and_wait_queues(
+def test_no_queue_names_the_holder_and_queue_waits(
     migctl: Cli, spawn: Callable[..., subprocess.Popen[str]], node: Devices, tmp_path: Path
 ) -> None:
     uuid = node["0:11"]["uuid"]
@@ -226,16 +226,16 @@ def test_no_wait_names_the_holder_and_wait_queues(
     child_pid = child_holding(uuid, first.pid).pid
 
     t0 = time.monotonic()
-    r = migctl("run", "--no-wait", "--on", uuid, "--", "true")
+    r = migctl("run", "--no-queue", "--on", uuid, "--", "true")
     assert r.code == 5
     line = one_line_error(r)
     assert f"leased by pid {child_pid} (sh -c" in line and " since " in line
     assert time.monotonic() - t0 < 5
-    assert migctl("run", "--on", uuid, "--", "true").code == 5  # no-wait is the default
-    r = migctl("run", "--wait", "0.3", "--on", uuid, "--", "true")
+    assert migctl("run", "--on", uuid, "--", "true").code == 5  # no queue is the default
+    r = migctl("run", "--queue", "0.3", "--on", uuid, "--", "true")
     assert r.code == 5 and f"pid {child_pid}" in r.err
 
-    waiter = spawn("run", "--wait", "--on", uuid, "--", "sh", "-c", "echo second")
+    waiter = spawn("run", "--queue", "--on", uuid, "--", "sh", "-c", "echo second")
     said = read_line(waiter, timeout=15)  # it says that it waits, and for whom
     assert said.startswith("migctl: waiting as long as needed") and f"pid {child_pid}" in said
     time.sleep(0.3)

@@ -447,7 +447,7 @@ class Node:
         :class:`~migctl.errors.InUseError` naming the holders when no match is free in time.
 
         Replaces: ``nvidia-smi -L``, then ``CUDA_VISIBLE_DEVICES=MIG-<uuid> COMMAND`` by hand;
-        the CLI's ``migctl run --on TARGET [--wait [S]] -- COMMAND``.
+        the CLI's ``migctl run --on TARGET [--queue [S]] -- COMMAND``.
         """
         from migctl.config.target import parse_target
         from migctl.ops import run as run_ops

@@ -6,14 +6,15 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from migctl import sim as simulator
-from migctl.cli.app import JSON_OPTION, STATE, app, emit
+from migctl.cli.app import STATE, commands, emit
+from migctl.cli.render import table
 from migctl.errors import UsageError, from_nvml
 from migctl.sim import catalog
 
-sim_app = typer.Typer(
+app = commands()
+sim_app = commands(
     help="Control the simulated node (models, reset, driver reload, processes, fabric manager).", no_args_is_help=True
 )
 app.add_typer(sim_app, name="sim")
@@ -36,7 +37,7 @@ def _gpu_handle(nvml: simulator.SimNvml, index: int) -> Any:
 
 
 @sim_app.command("models")
-def models(json_out: bool = JSON_OPTION) -> None:
+def models() -> None:
     """GPU models the simulator knows (for --sim MODEL[xCOUNT],...)."""
     data = {
         "models": [
@@ -55,11 +56,10 @@ def models(json_out: bool = JSON_OPTION) -> None:
     }
 
     def render(console: Console, d: dict[str, Any]) -> None:
-        table = Table()
-        for col in ("model", "name", "PCI ID", "arch", "max inst", "profiles"):
-            table.add_column(col)
+        t = table("model", "name", "PCI ID", "arch", "max inst", "profiles", right=("max inst",))
+        t.columns[5].no_wrap = False
         for m in d["models"]:
-            table.add_row(
+            t.add_row(
                 m["key"],
                 m["name"],
                 m["pci_device_id"],
@@ -67,23 +67,23 @@ def models(json_out: bool = JSON_OPTION) -> None:
                 str(m["max_instances"]),
                 ", ".join(m["profiles"]) or "(not MIG-capable)",
             )
-        console.print(table)
+        console.print(t)
 
-    emit(data, render, json_out)
+    emit(data, render)
 
 
 @sim_app.command("reset")
-def reset(json_out: bool = JSON_OPTION) -> None:
+def reset() -> None:
     """Start the simulated node fresh: MIG disabled, no instances (uses --sim SPEC, else the stored one)."""
     try:
         spec = simulator.reset(STATE.sim)
     except simulator.SimSpecError as exc:
         raise UsageError(str(exc)) from None
-    emit({"spec": spec, "reset": True}, lambda c, d: c.print(f"simulated node reset: {d['spec']}"), json_out)
+    emit({"spec": spec, "reset": True}, lambda c, d: c.print(f"simulated node reset: {d['spec']}"))
 
 
 @sim_app.command("reset-gpu")
-def reset_gpu(index: int = typer.Argument(..., help="GPU index."), json_out: bool = JSON_OPTION) -> None:
+def reset_gpu(index: int = typer.Argument(..., metavar="INDEX", help="GPU index.", show_default=False)) -> None:
     """Simulate a GPU reset (a pending MIG mode takes effect; instances are lost)."""
     import pynvml
 
@@ -92,11 +92,11 @@ def reset_gpu(index: int = typer.Argument(..., help="GPU index."), json_out: boo
         nvml.simResetGpu(_gpu_handle(nvml, index))
     except pynvml.NVMLError as exc:
         raise from_nvml(exc, f"resetting simulated GPU {index}", hint="stop the processes using it first") from None
-    emit({"index": index, "reset": True}, lambda c, d: c.print(f"GPU {index} reset"), json_out)
+    emit({"index": index, "reset": True}, lambda c, d: c.print(f"GPU {index} reset"))
 
 
 @sim_app.command("reload-driver")
-def reload_driver(json_out: bool = JSON_OPTION) -> None:
+def reload_driver() -> None:
     """Simulate unloading and reloading the driver (Hopper and later lose MIG mode)."""
     import pynvml
 
@@ -105,12 +105,14 @@ def reload_driver(json_out: bool = JSON_OPTION) -> None:
         nvml.simReloadDriver()
     except pynvml.NVMLError as exc:
         raise from_nvml(exc, "reloading the simulated driver", hint="stop the processes using the GPUs first") from None
-    emit({"reloaded": True}, lambda c, d: c.print("driver reloaded"), json_out)
+    emit({"reloaded": True}, lambda c, d: c.print("driver reloaded"))
 
 
 @sim_app.command("fabric-manager")
 def fabric_manager(
-    action: str = typer.Argument("status", help="start, stop or status"), json_out: bool = JSON_OPTION
+    action: str = typer.Argument(
+        "status", metavar="[start|stop|status]", help="What to do (default status).", show_default=False
+    ),
 ) -> None:
     """Start or stop the simulated nvidia-fabricmanager service (HGX boards need it for CUDA)."""
     nvml = _sim()
@@ -124,17 +126,21 @@ def fabric_manager(
         lambda c, d: c.print(
             f"nvidia-fabricmanager: {'active' if d['active'] else 'inactive'} (version {d['version']})"
         ),
-        json_out,
     )
 
 
 @sim_app.command("attach")
 def attach(
-    pid: int = typer.Option(..., "--pid", help="A running process to record as a compute process."),
-    gpu: int | None = typer.Option(None, "-i", "--id", help="GPU index (MIG disabled: the whole GPU)."),
-    uuid: str | None = typer.Option(None, "--uuid", help="MIG device UUID."),
-    memory: int = typer.Option(256, "--memory", help="GPU memory it uses, MiB."),
-    json_out: bool = JSON_OPTION,
+    pid: int = typer.Option(
+        ..., "--pid", metavar="PID", help="A running process to record as a compute process.", show_default=False
+    ),
+    gpu: int | None = typer.Option(
+        None, "-i", "--id", metavar="GPU", help="GPU index (MIG disabled: the whole GPU).", show_default=False
+    ),
+    uuid: str | None = typer.Option(None, "--uuid", metavar="MIG-UUID", help="MIG device UUID.", show_default=False),
+    memory: int = typer.Option(
+        256, "--memory", metavar="MIB", help="GPU memory it uses, MiB (default 256).", show_default=False
+    ),
 ) -> None:
     """Record a running process as using a GPU or MIG device (until it exits)."""
     import pynvml
@@ -154,4 +160,4 @@ def attach(
             f"attaching pid {pid}",
             hint="attach to a MIG device (--uuid) when MIG is enabled, to a GPU (-i) otherwise",
         ) from None
-    emit({"pid": pid, "attached": True}, lambda c, d: c.print(f"pid {pid} attached"), json_out)
+    emit({"pid": pid, "attached": True}, lambda c, d: c.print(f"pid {pid} attached"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.records import batch, doctor, errors, inspect, layouts, lifecycle, run
+from migctl.records import batch, cli, doctor, errors, inspect, layouts, lifecycle, run
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ COMMANDS: tuple[CommandOutput, ...] = (
     ),
     CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
+    CommandOutput("completion", cli.CompletionScript, "The shell completion script, as data."),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
 
