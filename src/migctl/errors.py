@@ -25,11 +25,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from migctl.records import to_data
-from migctl.records.errors import ErrorKind, ErrorReport
-
 if TYPE_CHECKING:
     import pynvml
+
+    from migctl.records.errors import ErrorReport
 
 
 class MigctlError(Exception):
@@ -51,6 +50,8 @@ class MigctlError(Exception):
 
         ``details`` are fields of :class:`ErrorReport` (``rolled_back``, ``destroyed``, ...).
         """
+        from migctl.records.errors import ErrorKind, ErrorReport  # the records load when an error is printed
+
         return ErrorReport(
             error=cast(ErrorKind, self.kind),  # each class's kind is one of ErrorKind (a test checks)
             message=self.message,
@@ -62,6 +63,8 @@ class MigctlError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """:meth:`record` as JSON-ready data."""
+        from migctl.records import to_data
+
         data: dict[str, Any] = to_data(self.record())
         return data
 
