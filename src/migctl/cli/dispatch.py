@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -52,6 +53,21 @@ def usage_error(exc: click.ClickException) -> UsageError:
     return UsageError(f"{' '.join(words)}: {message}" if words else message, hint=f"see: {path} --help")
 
 
+def _closed_pipe(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised because stdout's reader went away."""
+    cause = exc.__context__
+    return isinstance(cause, OSError) and cause.errno == errno.EPIPE
+
+
+def _unwrap_streams() -> None:
+    """Undo click's ``PacifyFlushWrapper`` around stdout/stderr (it outlives the run in-process)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        wrapped = getattr(stream, "wrapped", None)
+        if type(stream).__name__ == "PacifyFlushWrapper" and wrapped is not None:
+            setattr(sys, name, wrapped)
+
+
 def dispatch(args: list[str]) -> int:
     """Run ``migctl ARGS...``; return its exit code."""
     from migctl.cli.group import command
@@ -86,6 +102,13 @@ def _invoke(cli: click.Command, args: list[str]) -> int:
     except BrokenPipeError:
         silence_stdout()
         return CLOSED_PIPE
+    except SystemExit as exc:
+        # click (in typer) and rich turn a closed stdout into SystemExit(1) themselves
+        if _closed_pipe(exc):
+            _unwrap_streams()
+            silence_stdout()
+            return CLOSED_PIPE
+        raise
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

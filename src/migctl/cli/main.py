@@ -59,17 +59,17 @@ def _fast(args: list[str]) -> int | None:
 def run(argv: list[str] | None = None) -> int:
     """Run migctl; returns (and, as a console script, exits with) the documented exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    code = _fast(args)
+    try:
+        code = _fast(args)
+        if code is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        code = CLOSED_PIPE
     if code is None:
         from migctl.cli.dispatch import dispatch
 
         code = dispatch(args)
-    else:
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            silence_stdout()
-            code = CLOSED_PIPE
     if argv is None:
         sys.exit(code)
     return code
