@@ -194,7 +194,7 @@ def batch(
         show_default=False,
     ),
     retries: int | None = typer.Option(
-        None, "--retries", metavar="N", min=0, help="Default retries of a failed job (default 0).", show_default=False
+        None, "--retries", metavar="N", help="Default retries of a failed job (default 0).", show_default=False
     ),
     timeout: float | None = typer.Option(
         None, "--timeout", metavar="SECONDS", help="Default time limit per attempt (default none).",
@@ -206,7 +206,7 @@ def batch(
         show_default=False,
     ),
     max_parallel: int | None = typer.Option(
-        None, "--max-parallel", metavar="N", min=1, help="At most this many jobs at once (default: one per device).",
+        None, "--max-parallel", metavar="N", help="At most this many jobs at once (default: one per device).",
         show_default=False,
     ),
 ) -> None:
@@ -227,6 +227,10 @@ def batch(
     from migctl.ops import jobs as jobs_ops
 
     args = list(args or [])
+    if retries is not None and retries < 0:
+        raise UsageError(f"--retries {retries}: expected a number of retries >= 0")
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError(f"--max-parallel {max_parallel}: expected at least 1")
     node = STATE.node()
     if each_instance:
         if not args:

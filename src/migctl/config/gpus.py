@@ -98,7 +98,7 @@ def select_gpus(gpus: Sequence[G], spec: str | None) -> list[G]:
 
 
 def _one(gpus: Sequence[G], spec: str, part: str, valid: str) -> list[G]:
-    where = f"-i {spec}"
+    where = f"-i {spec if spec.isprintable() else repr(spec)}"  # one line, whatever was typed
     if part.upper().startswith("GPU-"):
         match = [g for g in gpus if g.uuid.lower() == part.lower()]
         if not match:

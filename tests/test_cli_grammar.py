@@ -1,0 +1,382 @@
+"""One grammar for every command (issue 10 §3), over its whole range (hypothesis):
+
+* global options (``--sim``, ``--state-dir``, ``--json``, ``--debug``) mean the same before and
+  after the command name;
+* ``-i`` takes an index, a list, a range, a UUID or a PCI bus ID (all of NVML's forms), and means
+  every GPU when left out; ``--gi``/``--ci``/``--uuid`` take comma lists as well as repeats;
+* a bad value is exit 2 with exactly one line on stderr (or one JSON document with ``--json``),
+  and changes nothing;
+* ``--help`` shows no Python types, and the registry the top-level help is drawn from lists
+  exactly the commands each module defines.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import re
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import Cli, Result, Sim, SimFactory
+from migctl.cli import registry
+from migctl.config.errors import ConfigError
+from migctl.config.gpus import parse_bus_id, parse_ids, select_gpus, split_list
+
+FIXTURES = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def one_line_usage_error(r: Result) -> str:
+    assert r.code == 2, (r.code, r.out, r.err)
+    assert r.out == ""
+    lines = r.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("migctl: error: "), r.err
+    return lines[0]
+
+
+# -- the registry and --help --------------------------------------------------------------------
+
+
+def test_each_module_defines_exactly_the_commands_the_registry_lists() -> None:
+    import typer
+
+    for module, names in registry.module_commands().items():
+        app = importlib.import_module(f"migctl.cli.{module}").app
+        defined = list(typer.main.get_group(app).commands)
+        assert sorted(defined) == sorted(names), module
+
+
+def test_top_help_lists_every_command_with_its_registry_line(migctl: Cli) -> None:
+    text = migctl("--help").out
+    for name, (_, section, line) in registry.COMMANDS.items():
+        assert re.search(rf"^  {re.escape(name)} +{re.escape(line[:40])}", text, re.M), name
+        assert f"\n{section}:\n" in text
+    for flag, _, _ in registry.GLOBAL_OPTIONS:
+        assert f"  {flag}" in text
+    assert migctl().code == 2  # no command: the help, as a usage error
+
+
+def _all_commands() -> list[list[str]]:
+    out = [[name] for name in registry.COMMANDS]
+    out += [["sim", sub] for sub in ("models", "reset", "reset-gpu", "reload-driver", "fabric-manager", "attach")]
+    return out
+
+
+#: What typer/click print for a parameter without a metavar, or a default beside our own words.
+PYTHON_TYPES = re.compile(r"<(str|int|float|bool|path|list\[|int range|float range)|\[default: |\[x>=")
+
+
+@pytest.mark.parametrize("argv", _all_commands(), ids=" ".join)
+def test_help_shows_no_python_types(migctl: Cli, argv: list[str]) -> None:
+    r = migctl(*argv, "--help")
+    assert r.code == 0, r.err
+    assert PYTHON_TYPES.search(r.out) is None, r.out
+    assert "Usage: migctl " + " ".join(argv) in r.out
+    if argv != ["sim"]:
+        for flag in ("--sim", "--state-dir", "--json", "--debug"):
+            assert flag in r.out, (argv, flag)  # the global options are every command's
+
+
+def test_the_lock_wait_is_one_option_with_one_default() -> None:
+    from migctl.cli.app import DEFAULT_WAIT_S
+    from migctl.ops.lock import DEFAULT_WAIT_S as OPS_DEFAULT
+
+    assert DEFAULT_WAIT_S == OPS_DEFAULT
+
+
+def test_the_help_defaults_are_the_operations_defaults() -> None:
+    from migctl.ops.batch import DEFAULT_GRACE_S
+    from migctl.ops.doctor import SMOKE_TIMEOUT_S
+
+    assert (DEFAULT_GRACE_S, SMOKE_TIMEOUT_S) == (10.0, 60.0)  # as run_cmds states them without importing
+
+
+# -- global options before or after the command --------------------------------------------------
+
+READ_ONLY = [["status"], ["devices"], ["profiles"], ["placements", "1g.6gb"], ["export"], ["status", "-i", "0"]]
+
+
+@pytest.fixture(scope="module")
+def reference_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Each read-only command's --json on a fresh a30x2 node, with every global option first."""
+    from conftest import run_in_process
+
+    state = str(tmp_path_factory.mktemp("state"))
+    out = {}
+    for argv in READ_ONLY:
+        r = run_in_process(("--sim", "a30x2", "--state-dir", state, "--json", *argv), {"COLUMNS": "200"}, None)
+        assert r.code == 0, r.err
+        out[" ".join(argv)] = r.json()
+    return {"state": state, **out}
+
+
+@FIXTURES
+@given(
+    argv=st.sampled_from(READ_ONLY),
+    places=st.lists(st.booleans(), min_size=3, max_size=3),
+    joined=st.booleans(),
+    debug=st.booleans(),
+)
+def test_global_options_mean_the_same_before_and_after_the_command(
+    reference_outputs: dict[str, Any], argv: list[str], places: list[bool], joined: bool, debug: bool
+) -> None:
+    from conftest import run_in_process
+
+    state = reference_outputs["state"]
+    options = [
+        ["--sim=a30x2"] if joined else ["--sim", "a30x2"],
+        [f"--state-dir={state}"] if joined else ["--state-dir", state],
+        ["--json"],
+    ] + ([["--debug"]] if debug else [])
+    before = [w for opt, first in zip(options, [*places, True], strict=False) if first for w in opt]
+    after = [w for opt, first in zip(options, [*places, True], strict=False) if not first for w in opt]
+    r = run_in_process((*before, *argv, *after), {"COLUMNS": "200"}, None)
+    assert r.code == 0, (before, argv, after, r.err)
+    assert r.json() == reference_outputs[" ".join(argv)]
+
+
+def test_sim_given_after_the_command_reaches_the_jobs_it_starts(migctl: Cli, migctl_process: Cli) -> None:
+    r = migctl("mode", "enable", "-i", "0", "--sim", "a30x2")
+    assert r.code == 0, r.err
+    migctl("create", "1g.6gb", "--sim", "a30x2")
+    # a real process: the job's output is its own stdout
+    r = migctl_process("run", "--sim", "a30x2", "--", "sh", "-c", "echo $MIGCTL_SIM")
+    assert (r.code, r.out.strip()) == (0, "a30x2"), r.err
+
+
+# -- -i: one rule, every form nvidia-smi takes -----------------------------------------------------
+
+
+class G:
+    def __init__(self, index: int, uuid: str, bus_id: str) -> None:
+        self.index, self.uuid, self.bus_id = index, uuid, bus_id
+
+
+NODE = [G(i, f"GPU-{i:08x}-0000-4000-8000-{i:012x}", f"00000000:{bus:02X}:00.0")
+        for i, bus in enumerate([0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB])]
+
+
+def _bus_forms(bus_id: str) -> list[str]:
+    """Every spelling of ``bus_id`` NVML's nvmlDeviceGetHandleByPciBusId accepts."""
+    domain, bus, rest = bus_id.split(":")
+    device, function = rest.split(".")
+    d, b, v, f = int(domain, 16), int(bus, 16), int(device, 16), int(function, 16)
+    return [
+        # domain:bus:device.function
+        bus_id, bus_id.lower(), f"{d:04x}:{b:02x}:{v:02x}.{f}", f"{d:x}:{b:x}:{v:x}.{f:x}",
+        f"{d:08X}:{b:02X}:{v:02X}", f"{d:x}:{b:x}:{v:x}",  # domain:bus:device
+        f"{b:02X}:{v:02X}.{f}", f"{b:x}:{v:x}.{f:x}",  # bus:device.function
+    ]
+
+
+@st.composite
+def selection(draw: st.DrawFn) -> tuple[str, set[int]]:
+    """A ``-i`` text in any mix of forms, and the GPUs it names."""
+    parts, want = [], set()
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["index", "range", "uuid", "bus"]))
+        i = draw(st.integers(0, len(NODE) - 1))
+        if kind == "index":
+            parts.append(str(i))
+            want.add(i)
+        elif kind == "range":
+            j = draw(st.integers(i, len(NODE) - 1))
+            parts.append(f"{i}-{j}")
+            want |= set(range(i, j + 1))
+        elif kind == "uuid":
+            parts.append(draw(st.sampled_from([NODE[i].uuid, NODE[i].uuid.lower(), NODE[i].uuid.upper()])))
+            want.add(i)
+        else:
+            parts.append(draw(st.sampled_from(_bus_forms(NODE[i].bus_id))))
+            want.add(i)
+    spaces = draw(st.sampled_from([",", ", "]))
+    return spaces.join(parts), want
+
+
+@settings(max_examples=300, deadline=None)
+@given(selection())
+def test_every_gpu_selection_form_names_its_gpus(case: tuple[str, set[int]]) -> None:
+    text, want = case
+    chosen = select_gpus(NODE, text)
+    assert [g.index for g in chosen] == sorted(want)  # in index order, each once
+
+
+@pytest.mark.parametrize("text", [None, "", "all", " ALL "])
+def test_no_selection_is_every_gpu(text: str | None) -> None:
+    assert [g.index for g in select_gpus(NODE, text)] == list(range(8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(codec="ascii", exclude_characters=","), min_size=1, max_size=12))
+def test_anything_else_is_a_config_error_naming_it(text: str) -> None:
+    try:
+        chosen = select_gpus(NODE, text)
+    except ConfigError as exc:
+        message = str(exc)
+        assert "\n" not in message  # one line, even for a selection with a newline in it
+        assert (text if text.isprintable() else repr(text)) in message
+        return
+    # it did name GPUs: then it was one of the forms
+    stripped = text.strip()
+    assert stripped.lower() in ("", "all") or re.fullmatch(r"\d+(-\d+)?", stripped) or parse_bus_id(stripped)
+    assert chosen
+
+
+def test_bus_ids_match_by_value_not_by_text() -> None:
+    assert parse_bus_id("00000000:AB:00.0") == parse_bus_id("ab:0.0") == parse_bus_id("0:ab:0") == (0, 0xAB, 0, 0)
+    assert parse_bus_id("0:13") is None  # GPU:GI, not a bus ID
+    assert parse_bus_id("18") is None
+
+
+def test_gpu_selection_on_the_cli_by_bus_id(migctl: Cli) -> None:
+    for form in ("00000000:AB:00.0", "0000:ab:00.0", "AB:00.0", "0:ab:0"):
+        r = migctl("--sim", "h20x8", "devices", "-i", form, "--json")
+        assert r.code == 0, r.err
+        assert [g["index"] for g in r.json()["gpus"]] == [5], form
+    line = one_line_usage_error(migctl("--sim", "h20x8", "devices", "-i", "00000000:AC:00.0"))
+    assert "no GPU has PCI bus ID 00000000:AC:00.0" in line and "00000000:AB:00.0" in line
+
+
+# -- lists: comma-separated, repeated, or both ----------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 99), min_size=1, max_size=8), st.data())
+def test_id_lists_may_be_split_across_repeats_any_way(ids: list[int], data: st.DataObject) -> None:
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(ids) - 1), max_size=len(ids) - 1)) if len(ids) > 1 else [])
+    groups = [ids[a:b] for a, b in itertools.pairwise([0, *cuts, len(ids)])]
+    values = [",".join(map(str, g)) for g in groups]
+    assert parse_ids(values, option="--gi") == ids
+    assert split_list(values) == [str(i) for i in ids]
+
+
+@pytest.mark.parametrize("bad", ["x", "9,x", "-1", "1.5", "9;10"])
+def test_a_bad_id_names_itself(bad: str) -> None:
+    with pytest.raises(ConfigError, match="is not an ID"):
+        parse_ids([bad], option="--gi")
+
+
+@pytest.fixture
+def four(sim: SimFactory) -> tuple[Sim, list[dict[str, Any]]]:
+    s = sim("h20x8", enable="0")
+    return s, s.create("-i", "0", "1g.12gb:4")
+
+
+@pytest.mark.parametrize("spelling", ["comma", "repeat", "mixed"])
+def test_destroy_takes_lists_of_gpu_instances(four: tuple[Sim, list[dict[str, Any]]], spelling: str) -> None:
+    s, made = four
+    gis = [str(m["gpu_instance_id"]) for m in made[:3]]
+    argv = {
+        "comma": ["--gi", ",".join(gis)],
+        "repeat": [w for g in gis for w in ("--gi", g)],
+        "mixed": ["--gi", ",".join(gis[:2]), "--gi", gis[2]],
+    }[spelling]
+    done = s.json("destroy", "-i", "0", *argv)["destroyed"]
+    assert sorted({d["gpu_instance_id"] for d in done}) == sorted(int(g) for g in gis)
+    assert [g["id"] for g in s.gpu()["gpu_instances"]] == [made[3]["gpu_instance_id"]]
+
+
+def test_destroy_takes_lists_of_compute_instances_and_uuids(four: tuple[Sim, list[dict[str, Any]]]) -> None:
+    s, made = four
+    a, b, c, d = made
+    done = s.json("destroy", "-i", "0", "--ci", f"{a['gpu_instance_id']}:0,{b['gpu_instance_id']}:0")["destroyed"]
+    assert {x["uuid"] for x in done} == {a["uuid"], b["uuid"]}
+    done = s.json("destroy", "--uuid", f"{c['uuid']},{d['uuid']}")["destroyed"]
+    assert {x["uuid"] for x in done} == {c["uuid"], d["uuid"]}
+
+
+# -- one default for -i, and the explicit ones ----------------------------------------------------
+
+
+def test_without_i_create_partitions_every_gpu_with_mig_enabled(sim: SimFactory) -> None:
+    """``migctl mode enable && migctl create 1g.12gb:7`` partitions all 8 GPUs (as nvidia-smi)."""
+    s = sim("h20x8", enable=None)
+    s.ok("mode", "enable")
+    made = s.create("1g.12gb:7")
+    assert sorted({m["gpu"] for m in made}) == list(range(8)) and len(made) == 56
+
+
+def test_without_i_create_skips_gpus_with_mig_disabled(sim: SimFactory) -> None:
+    s = sim("h20x8", enable="2,5")
+    assert sorted({m["gpu"] for m in s.create("1g.12gb")}) == [2, 5]
+
+
+def test_without_i_create_says_why_when_no_gpu_has_mig_enabled(sim: SimFactory) -> None:
+    s = sim("a30x2", enable=None)
+    r = s("create", "1g.6gb")
+    assert r.code == 3 and "MIG is disabled on GPU 0" in r.err
+
+
+def test_gpu_instance_ids_need_i_on_a_node_with_several_gpus(four: tuple[Sim, list[dict[str, Any]]]) -> None:
+    s, made = four
+    before = s.status()
+    gi = str(made[0]["gpu_instance_id"])
+    for argv in (["destroy", "--gi", gi], ["destroy", "--ci", f"{gi}:0"], ["create-ci", "--gi", gi],
+                 ["ci-profiles", "--gi", gi]):
+        line = one_line_usage_error(s(*argv))
+        assert "-i" in line, line
+    assert s.status() == before
+    # on a one-GPU node -i may be left out
+    one = Sim(s.cli, "a30")
+    one.ok("sim", "reset")
+    one.ok("mode", "enable")
+    (m,) = one.create("2g.12gb")
+    assert one.ok("ci-profiles", "--gi", str(m["gpu_instance_id"])).out
+
+
+def test_reset_asks_for_i_and_takes_all(sim: SimFactory) -> None:
+    s = sim("a30x2", enable=None)
+    line = one_line_usage_error(s("reset"))
+    assert "-i" in line and "-i all" in line
+    s.ok("mode", "enable")
+    assert [g["gpu"] for g in s.json("reset", "-i", "all")["gpus"]] == [0, 1]
+    s.create("-i", "1", "1g.6gb")
+    r = s("reset", "-i", "all", "--json")
+    assert r.code == 5 and r.json()["error"] == "in_use"  # it would only destroy GPU 1's instance
+    assert [g["gpu"] for g in s.json("reset", "-i", "all", "--force")["gpus"]] == [0, 1]
+
+
+# -- bad values: exit 2, one line, nothing changed -------------------------------------------------
+
+BAD_VALUES = [
+    ["status", "-i", "x"],
+    ["status", "--bogus"],
+    ["status", "-i"],
+    ["create", "1g.12gb", "-i", "0", "--placement", "x"],
+    ["create", "1g.12gb", "-i", "0", "--wait", "soon"],
+    ["create-ci", "-i", "0", "--gi", "x"],
+    ["destroy", "-i", "0", "--gi", "9,x"],
+    ["destroy", "-i", "0", "--ci", "9"],
+    ["mode", "sideways"],
+    ["export", "-o", "toml"],
+    ["plan", "--layout", "1g.12gb:0"],
+    ["batch", "--retries", "-1", "x.yaml"],
+    ["doctor", "--smoke-timeout", "x"],
+    ["sim", "attach", "--pid", "x"],
+    ["completion", "tcsh"],
+    ["nosuchcommand"],
+]
+
+
+@FIXTURES
+@given(argv=st.sampled_from(BAD_VALUES), json_at=st.sampled_from([None, "before", "after"]))
+def test_a_bad_value_is_exit_2_in_one_line_and_changes_nothing(
+    sim: SimFactory, argv: list[str], json_at: str | None
+) -> None:
+    s = sim("h20x8", enable="0")
+    before = s.status()
+    if json_at is None:
+        line = one_line_usage_error(s(*argv))
+        assert "Traceback" not in line
+    else:
+        r = s("--json", *argv) if json_at == "before" else s(*argv, "--json")
+        assert (r.code, r.err) == (2, "")
+        doc = json.loads(r.out)
+        assert (doc["error"], doc["exit_code"]) == ("usage", 2) and "\n" not in doc["message"]
+    assert s.status() == before
