@@ -168,21 +168,34 @@ def check_plan(
 # --------------------------------------------------------------------------- the oracle
 
 
-def _placements_for(
-    geo: GpuGeometry, kept: Sequence[Occupant], rest: Sequence[TargetInstance]
-) -> Iterator[list[tuple[int, Placement]]]:
-    """Every assignment of legal placements to ``rest`` (identical instances as combinations)."""
-    groups = Counter((t.profile_id, t.placement) for t in rest)
-    choices = []
-    for (pid, pin), n in groups.items():
-        spots = [pin] if pin is not None else list(geo.by_id(pid).placements)
-        choices.append([[(pid, p) for p in combo] for combo in itertools.combinations(spots, n)])
-    for pick in itertools.product(*choices):
-        yield [c for group in pick for c in group]
-
-
 def fits(geo: GpuGeometry, kept: Sequence[Occupant], rest: Sequence[TargetInstance]) -> bool:
-    return any(valid(geo, kept, creates) for creates in _placements_for(geo, kept, rest))
+    """Whether some assignment of legal placements to ``rest`` (identical instances as
+    combinations) passes :func:`valid` next to ``kept``.
+
+    Every assignment is searched, depth first, one instance at a time, with the same test
+    :func:`valid` applies (``why_not`` for each instance created after the ones before it). A
+    branch ends at the first refusal: :func:`valid` fails an assignment at its first refused
+    instance, so no assignment that starts that way can pass.
+    """
+    groups = list(Counter((t.profile_id, t.placement) for t in rest).items())
+
+    def search(i: int, start: int, left: int, occupants: list[Occupant]) -> bool:
+        """Place ``left`` more instances of group ``i`` at its spots from ``start`` on, then the rest."""
+        if left == 0:
+            if i + 1 == len(groups):
+                return True
+            return search(i + 1, 0, groups[i + 1][1], occupants)
+        (pid, pin), _ = groups[i]
+        profile = geo.by_id(pid)
+        spots = [pin] if pin is not None else list(profile.placements)
+        for k in range(start, len(spots) - left + 1):
+            if geo.why_not(occupants, profile, spots[k]) is None and search(
+                i, k + 1, left - 1, [*occupants, Occupant(pid, spots[k])]
+            ):
+                return True
+        return False
+
+    return not groups or search(0, 0, groups[0][1], list(kept))
 
 
 def _matchings(

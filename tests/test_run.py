@@ -273,11 +273,17 @@ def test_running_child_is_a_process_on_its_device_and_blocks_destroy(
     p = spawn("run", "-q", "--on", uuid, "--", *until(stop))
     child_pid = child_holding(uuid, p.pid).pid
 
-    status = migctl("status", "--json").json()
-    ci = next(
-        c for g in status["gpus"] for gi in g["gpu_instances"] for c in gi["compute_instances"] if c["uuid"] == uuid
-    )
-    assert [q["pid"] for q in ci["processes"]] == [child_pid]  # NVML lists it on that MIG device
+    def device_status() -> dict[str, Any] | None:
+        status = migctl("status", "--json").json()
+        ci: dict[str, Any] = next(
+            c for g in status["gpus"] for gi in g["gpu_instances"] for c in gi["compute_instances"] if c["uuid"] == uuid
+        )
+        return ci if ci["processes"] else None
+
+    # NVML lists it on that MIG device: as CUDA does on hardware, the launcher registers the
+    # child just after starting it (and after the lease names it), so allow it that moment
+    ci = wait_for(device_status)
+    assert [q["pid"] for q in ci["processes"]] == [child_pid]
     assert ci["holder"]["pid"] == child_pid
     assert ci["holder"]["command"].startswith("sh -c")
     assert isinstance(ci["holder"]["since"], float)
