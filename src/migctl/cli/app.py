@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from migctl.errors import UsageError
 from migctl.records import dumps
 
 if TYPE_CHECKING:
@@ -79,17 +78,10 @@ class CliState:
         return self.node().select(gpus)
 
     def one_gpu(self, gpus: str | None, command: str) -> Gpu:
-        """The one GPU a command that addresses a GPU instance by ID acts on (IDs repeat on every
-        GPU): ``-i`` may be left out only on a node with one GPU."""
-        chosen = self.select(gpus)
-        if len(chosen) == 1:
-            return chosen[0]
-        if gpus is None:
-            raise UsageError(
-                f"{command} acts on one GPU and this node has {len(chosen)}: say which with -i",
-                hint=f"e.g. migctl {command} -i 0 ...",
-            )
-        raise UsageError(f"-i {gpus}: {command} takes exactly one GPU")
+        """The one GPU a command about one GPU instance acts on (:func:`migctl.ops.gpus.one_gpu`)."""
+        from migctl.ops.gpus import one_gpu
+
+        return one_gpu(self.node(), gpus, command)
 
     def reset(self, argv: list[str], *, json: bool = False) -> None:
         """Forget everything a previous run in this process left (the CLI is run in-process by tests)."""

@@ -15,7 +15,6 @@ from rich.console import Console
 
 from migctl.cli.app import GPUS_HELP, GPUS_OPTION, STATE, WAIT_OPTION, commands, emit
 from migctl.core.layout import ProfileRequest
-from migctl.device import Gpu
 from migctl.errors import InUseError, NotSupportedError, ResetRequiredError, UsageError
 from migctl.records.lifecycle import CreateReport, DestroyReport, ModeOutcome, ModeReport, ResetReport
 
@@ -113,13 +112,6 @@ def reset(
     emit(reset_gpus(STATE.node(), STATE.select(gpus), force=force, wait_s=wait), render_reset)
 
 
-def _mig_enabled(gpus: list[Gpu]) -> list[Gpu]:
-    """Without -i, create acts on every GPU with MIG enabled (if none is, on all, so the
-    operation says why each cannot)."""
-    enabled = [g for g in gpus if (m := g.mig_mode()) is not None and m.current]
-    return enabled or gpus
-
-
 @app.command()
 def create(
     profiles: list[str] = typer.Argument(
@@ -143,11 +135,11 @@ def create(
     Without -i: on every GPU with MIG enabled (nvidia-smi mig -cgi without -i acts on all GPUs).
     """
     from migctl.ops.create import create as create_instances
+    from migctl.ops.gpus import for_create
 
-    chosen = STATE.select(gpus)
     report = create_instances(
         STATE.node(),
-        chosen if gpus is not None else _mig_enabled(chosen),
+        for_create(STATE.node(), gpus),
         _requests(profiles),
         placement=placement,
         compute_instance=not no_compute_instance,
@@ -204,18 +196,17 @@ def destroy(
     from migctl.config.gpus import parse_ids, split_list
     from migctl.config.requests import parse_compute_instance
     from migctl.ops.destroy import destroy as destroy_instances
+    from migctl.ops.gpus import for_instance_ids
 
     gi_ids = parsed(lambda: parse_ids(gi, option="--gi"))
     pairs = parsed(lambda: [parse_compute_instance(text) for text in split_list(ci)])
     uuids = split_list(uuid)
-    chosen = STATE.select(gpus)
-    if gpus is None and (gi_ids or pairs) and len(chosen) > 1:
-        raise UsageError(
-            f"destroy --gi/--ci: GPU-instance IDs repeat on each of this node's {len(chosen)} GPUs: say which with -i",
-            hint="e.g. migctl destroy -i 0 --gi 9 (or -i all for that ID on every GPU)",
-        )
-    if uuids and gpus is None and not (gi_ids or pairs or everything):
-        chosen = []
+    if gi_ids or pairs:
+        chosen = for_instance_ids(STATE.node(), gpus, "destroy")
+    elif uuids and gpus is None and not everything:
+        chosen = []  # MIG devices by UUID, on whichever GPU
+    else:
+        chosen = STATE.select(gpus)
     report = destroy_instances(
         STATE.node(), chosen, gi_ids=gi_ids, ci_ids=pairs, uuids=uuids, everything=everything, wait_s=wait
     )
