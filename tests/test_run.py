@@ -3,6 +3,9 @@
 The node is a simulated 2x H20 (GPU 0: two 1g.12gb, GPU 1: one 2g.24gb) in the test's own
 state directory. ``migctl`` runs in-process; what only a real process shows (signals, a
 killed migctl, a terminal, concurrent launchers, the child's own stdout) uses real processes.
+
+(Over 400 lines for a reason: every case below runs on the one node the ``node`` fixture makes
+and uses the same launch helpers; the batch tests, with their own node, are test_batch.py.)
 """
 
 from __future__ import annotations
