@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a PyTorch computation on one MIG device.")
     parser.add_argument("--on", metavar="TARGET", help="MIG-<uuid>, GPU:GI (0:11) or a profile (1g.12gb)")
     parser.add_argument(
-        "--queue", type=float, default=0, metavar="SECONDS", help="wait this long for a free one (as migctl run --queue)"
+        "--queue", type=float, default=0, metavar="SECONDS", help="queue this long for a free one (migctl run --queue)"
     )
     args = parser.parse_args(argv)
 
