@@ -380,3 +380,30 @@ def test_a_bad_value_is_exit_2_in_one_line_and_changes_nothing(
         doc = json.loads(r.out)
         assert (doc["error"], doc["exit_code"]) == ("usage", 2) and "\n" not in doc["message"]
     assert s.status() == before
+
+
+# -- shell completion ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_a_script_that_calls_migctl_back(migctl: Cli, shell: str) -> None:
+    r = migctl("completion", shell)
+    assert r.code == 0, r.err
+    assert f"_MIGCTL_COMPLETE=complete_{shell}" in r.out and "migctl" in r.out
+    doc = migctl("completion", shell, "--json").json()
+    assert doc["shell"] == shell and doc["script"].strip() == r.out.strip()
+
+
+def test_the_shell_gets_commands_options_and_subcommands(migctl_process: Cli) -> None:
+    """What bash asks (``COMP_WORDS``/``COMP_CWORD``, as the script sets them) and what comes back."""
+
+    def complete(words: str) -> list[str]:
+        cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+        r = migctl_process(env={"_MIGCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)})
+        assert r.code == 0, r.err
+        return r.out.split()
+
+    assert complete("migctl sta") == ["status"]
+    assert set(complete("migctl ")) >= set(registry.COMMANDS)
+    assert {"--gi", "--ci", "--uuid", "--all", "--sim", "--json"} <= set(complete("migctl destroy --"))
+    assert complete("migctl sim reset") == ["reset", "reset-gpu"]

@@ -51,4 +51,4 @@ def completion(
 
 
 def _print_script(console: Console, record: CompletionScript) -> None:
-    sys.stdout.write(record.script + "\n")  # as it is: the shell reads it
+    sys.stdout.write(record.script if record.script.endswith("\n") else record.script + "\n")
