@@ -294,3 +294,19 @@ def test_version_is_the_package_version(migctl: Cli) -> None:
     # also after a command, where click answers
     r = migctl("status", "--version")
     assert (r.code, r.out) == (0, f"migctl {version('migctl')}\n")
+
+
+def test_errors_name_nvml_codes_as_pynvml_does() -> None:
+    """migctl.errors names NVML's return codes without importing pynvml; each must be pynvml's."""
+    import pynvml
+
+    from migctl.errors import NVML_ERROR_CODES, NVML_TEXT, nvml_error_name
+
+    for name, code in NVML_ERROR_CODES.items():
+        assert getattr(pynvml, name) == code, name
+    theirs = {name: getattr(pynvml, name) for name in dir(pynvml) if name.startswith("NVML_ERROR_")}
+    for name, code in theirs.items():
+        if isinstance(code, int):  # every code pynvml knows has its name here
+            assert nvml_error_name(code) == name or theirs.get(nvml_error_name(code)) == code, name
+    assert set(NVML_TEXT) <= set(NVML_ERROR_CODES.values())
+    assert nvml_error_name(12345) == "NVML_ERROR_12345"
