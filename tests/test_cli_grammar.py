@@ -407,3 +407,29 @@ def test_the_shell_gets_commands_options_and_subcommands(migctl_process: Cli) ->
     assert set(complete("migctl ")) >= set(registry.COMMANDS)
     assert {"--gi", "--ci", "--uuid", "--all", "--sim", "--json"} <= set(complete("migctl destroy --"))
     assert complete("migctl sim reset") == ["reset", "reset-gpu"]
+
+
+# -- a command's own options in any order --------------------------------------------------------
+
+
+@FIXTURES
+@given(order=st.permutations(range(4)), joined=st.booleans())
+def test_a_commands_options_mean_the_same_in_any_order(
+    reference_outputs: dict[str, Any], order: list[int], joined: bool
+) -> None:
+    """``plan``'s own options, the global ones among them, in every order and spelling."""
+    from conftest import run_in_process
+
+    state = reference_outputs["state"]
+    groups = [
+        ["--layout=1g.6gb:2,2g.12gb"] if joined else ["--layout", "1g.6gb:2,2g.12gb"],
+        ["--id=1"] if joined else ["-i", "1"],
+        ["--json"],
+        [f"--state-dir={state}"] if joined else ["--state-dir", state],
+    ]
+    argv = ["--sim", "a30x2", "plan", *(w for i in order for w in groups[i])]
+    r = run_in_process(tuple(argv), {"COLUMNS": "200"}, None)
+    assert r.code == 0, (argv, r.err)
+    plan = r.json()
+    assert [g["gpu"] for g in plan["gpus"]] == [1]
+    assert sorted(c["profile"] for c in plan["gpus"][0]["create"]) == ["1g.6gb", "1g.6gb", "2g.12gb"]
