@@ -169,6 +169,7 @@ JSON_CASES: list[tuple[list[str], int, str]] = [
     (["status", "--bogus"], 2, "error"),  # click's usage error
     (["status", "-i"], 2, "error"),  # an option without its value
     (["nosuchcommand"], 2, "error"),
+    ([], 2, "error"),  # no command at all
     (["create", "1g.12gb", "-i", "0", "--placement", "x"], 2, "error"),
     (["create"], 2, "error"),
     (["plan", "--layout", "7g.96gb,1g.12gb", "-i", "0"], 4, "plan"),  # a refused plan: one document

@@ -115,6 +115,8 @@ def _invoke(cli: click.Command, args: list[str]) -> int:
         consoles.err.print("migctl: interrupted")
         return 130
     except click.exceptions.NoArgsIsHelpError:
+        if STATE.json:
+            return fail(UsageError("no command given", hint="see: migctl --help"))
         from migctl.cli.registry import top_help
 
         sys.stderr.write(top_help())
