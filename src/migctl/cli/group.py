@@ -50,7 +50,6 @@ def _with_global_options(cmd: click.Command, template: list[click.Parameter]) ->
         mine = copy.copy(param)
         mine.expose_value = False
         mine.callback = _apply
-        mine.is_eager = param.is_eager
         cmd.params.append(mine)
     for sub in getattr(cmd, "commands", {}).values():
         _with_global_options(sub, template)
