@@ -7,6 +7,7 @@ and the grammar: no typer, rich, pydantic or pynvml (a test checks which modules
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -58,6 +59,11 @@ def _fast(args: list[str]) -> int | None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run migctl; returns (and, as a console script, exits with) the documented exit code."""
+    if argv is None:
+        # A start-up allocates tens of thousands of objects (modules, classes, records) and
+        # frees almost none: the default thresholds would collect garbage that is not there
+        # a few dozen times (about 5% of a `status`). Collections still run, only rarer.
+        gc.set_threshold(50_000, 20, 20)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = _fast(args)
