@@ -68,12 +68,11 @@ A100_40 = GpuGeometry(
 
 
 def _catalog() -> dict[str, GpuGeometry]:
-    try:
-        from migctl.sim.catalog import models
+    """Every MIG-capable model of the simulator's catalog, as NVML reports it."""
+    from migctl.device.simulated import model_geometry
+    from migctl.sim.catalog import models
 
-        return {key: m.geometry() for key, m in models().items() if m.mig_capable}
-    except (ImportError, OSError):  # the catalog's data file is not there yet
-        return {}
+    return {key: model_geometry(key) for key, m in models().items() if m.mig_capable}
 
 
 CATALOG = _catalog()
@@ -104,11 +103,41 @@ def final_state(p: Plan) -> list[tuple[int, Placement, tuple[str, ...]]]:
     return state
 
 
+ENGINE_KINDS = ("dec", "enc", "jpeg", "ofa")
+
+
+def allows(geo: GpuGeometry, occupants: Sequence[Occupant], pid: int, placement: Placement) -> bool:
+    """Whether the hardware lets one more ``pid`` instance go at ``placement`` next to ``occupants``.
+
+    Written independently of ``migctl.core``'s rules: a legal ``-lgipp`` placement, no memory
+    slice taken twice, the profile's instance count, and every media-engine kind within the pool.
+    """
+    prof = next(p for p in geo.profiles if p.id == pid)
+    if (placement.start, placement.size) not in {(p.start, p.size) for p in prof.placements}:
+        return False
+    taken = {s for o in occupants for s in range(o.placement.start, o.placement.start + o.placement.size)}
+    if taken & set(range(placement.start, placement.start + placement.size)):
+        return False
+    if sum(1 for o in occupants if o.profile_id == pid) + 1 > prof.instance_count:
+        return False
+    if geo.engine_totals is not None:
+        by_id = {p.id: p for p in geo.profiles}
+        for kind in ENGINE_KINDS:
+            used = sum(getattr(by_id[o.profile_id].engines, kind) for o in occupants) + getattr(prof.engines, kind)
+            if used > getattr(geo.engine_totals, kind):
+                return False
+    return True
+
+
+def free_spots(geo: GpuGeometry, occupants: Sequence[Occupant], prof: GiProfile) -> list[Placement]:
+    return [p for p in prof.placements if allows(geo, occupants, prof.id, p)]
+
+
 def valid(geo: GpuGeometry, kept: Sequence[Occupant], creates: Sequence[tuple[int, Placement]]) -> bool:
-    """Whether creating ``creates`` one by one next to ``kept`` passes ``why_not`` each time."""
+    """Whether creating ``creates`` one by one next to ``kept`` is allowed each time."""
     occupants = list(kept)
     for pid, placement in creates:
-        if geo.why_not(occupants, geo.by_id(pid), placement) is not None:
+        if not allows(geo, occupants, pid, placement):
             return False
         occupants.append(Occupant(pid, placement))
     return True

@@ -29,6 +29,7 @@ from conftest import Cli, Result
 from migctl import sim
 from migctl.config import GpuFacts, MigSpec, applies_to
 from migctl.device import Gpu, open_node
+from migctl.device.simulated import model_geometry
 from migctl.errors import UsageError
 from migctl.ops.apply import apply
 from migctl.ops.check import assert_node, check
@@ -126,7 +127,7 @@ def test_every_default_config_applies_where_it_targets_and_is_rejected_where_it_
 def test_the_default_file_covers_every_mig_model_with_its_balanced_layout(spec: MigSpec) -> None:
     for key in MIG_MODELS:
         m = models()[key]
-        gpu = [GpuFacts(0, m.nvml_pci_device_id, m.geometry(), m.name)]
+        gpu = [GpuFacts(0, m.nvml_pci_device_id, model_geometry(m.key), m.name)]
         assert applies_to(spec, "all-balanced", gpu)[0], key
         uniform = [n for n in spec.names() if re.fullmatch(r"all-\dg\.\d+gb", n) and applies_to(spec, n, gpu)[0]]
         assert len(uniform) >= 3, (key, uniform)

@@ -2,8 +2,11 @@
 
 Completeness and minimality are checked against ``oracle``, an independent brute force that
 enumerates every subset of existing instances to keep, every way to match them to target
-instances, and every assignment of legal placements to the rest, judging each final state
-only with ``GpuGeometry.why_not``.
+instances, and every assignment of legal placements to the rest, judging each final state with
+``allows``: the hardware's rules (mig-hardware.md §1.4, §1.7) written here from scratch, as sets
+of occupied slices and per-kind engine sums. It reads the geometry's data (profiles, placements,
+counts, engines) but never the planner's feasibility code (``GpuGeometry.why_not``,
+``can_place``, ``free_placements``), so a bug there cannot be agreed with.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from _wipe import wipe_plan  # mig-parted's wipe-and-recreate, the benchmarks' b
 from planning import (  # tests/planning.py
     CATALOG,
     GEOMETRIES,
+    allows,
     check_plan,
     compute_of,
     final_state,
+    free_spots,
     satisfies,
 )
 
@@ -47,7 +52,7 @@ def fits(geo: GpuGeometry, kept: Sequence[Occupant], rest: Sequence[TargetInstan
     combinations) passes :func:`valid` next to ``kept``.
 
     Every assignment is searched, depth first, one instance at a time, with the same test
-    :func:`valid` applies (``why_not`` for each instance created after the ones before it). A
+    :func:`valid` applies (``allows`` for each instance created after the ones before it). A
     branch ends at the first refusal: :func:`valid` fails an assignment at its first refused
     instance, so no assignment that starts that way can pass.
     """
@@ -63,7 +68,7 @@ def fits(geo: GpuGeometry, kept: Sequence[Occupant], rest: Sequence[TargetInstan
         profile = geo.by_id(pid)
         spots = [pin] if pin is not None else list(profile.placements)
         for k in range(start, len(spots) - left + 1):
-            if geo.why_not(occupants, profile, spots[k]) is None and search(
+            if allows(geo, occupants, pid, spots[k]) and search(
                 i, k + 1, left - 1, [*occupants, Occupant(pid, spots[k])]
             ):
                 return True
@@ -157,7 +162,7 @@ def _random_layout(draw: st.DrawFn, geo: GpuGeometry) -> list[Occupant]:
     weighted = [p for p in geo.profiles for _ in p.placements]  # small profiles more often: fuller GPUs
     occupants: list[Occupant] = []
     for prof, k in draw(st.lists(st.tuples(st.sampled_from(weighted), st.integers(0, 11)), max_size=12)):
-        free = geo.free_placements(occupants, prof)
+        free = free_spots(geo, occupants, prof)
         if free:
             occupants.append(Occupant(prof.id, free[k % len(free)]))
     return occupants

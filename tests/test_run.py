@@ -350,6 +350,26 @@ def test_target_matching(node: Devices) -> None:
         assert bad in str(info.value)
 
 
+def test_a_profile_target_names_the_mig_devices_own_profile(migctl: Cli, state_dir: Path, tmp_path: Path) -> None:
+    """A 3g.48gb split into compute instances holds MIG devices 1c.3g.48gb and 2c.3g.48gb (what
+    nvidia-smi -L and CUDA call them): --on names those; --on 3g.48gb names only a whole 3g."""
+    assert migctl("--sim", "h20", "apply", "--layout", "3g.48gb[1c.3g.48gb,2c.3g.48gb],1g.12gb").code == 0
+    status = migctl("--sim", "h20", "status", "--json").json()
+    by_ci_profile = {ci["profile"]: ci["uuid"] for gi in status["gpus"][0]["gpu_instances"]
+                     for ci in gi["compute_instances"]}
+    assert set(by_ci_profile) == {"1c.3g.48gb", "2c.3g.48gb", "1g.12gb"}
+    seen = tmp_path / "seen"
+    script = 'echo "$MIGCTL_DEVICE_UUID $MIGCTL_PROFILE" > "$1"'
+    for profile in ("1c.3g.48gb", "2c.3g.48gb"):
+        r = migctl("--sim", "h20", "run", "-q", "--on", profile, "--", "sh", "-c", script, "sh", str(seen))
+        assert r.code == 0, r.err
+        assert seen.read_text().split() == [by_ci_profile[profile], profile]
+    r = migctl("--sim", "h20", "run", "--on", "3g.48gb", "--", "true")
+    assert r.code == 2 and "1c.3g.48gb, 1g.12gb, 2c.3g.48gb" in one_line_error(r)
+    devices = migctl("--sim", "h20", "devices", "--json").json()["gpus"][0]["mig_devices"]
+    assert {d["profile"]: d["uuid"] for d in devices} == by_ci_profile
+
+
 def test_no_mig_devices_is_explained(migctl: Cli, state_dir: Path) -> None:
     r = migctl("--sim", "h20", "run", "--", "true")
     assert r.code == 3

@@ -32,6 +32,8 @@ from migctl.ops import inspect, leases
 from migctl.records.inspect import StatusReport
 from migctl.records.layouts import ApplyReport, AssertReport, ExportReport, PlanReport, RecoverReport
 from migctl.records.lifecycle import CreateReport, DestroyReport, ModeReport, ResetReport
+from migctl.records.parity import Checkpoint, CheckpointReport, GenerateConfigReport, RestoreReport
+from migctl.records.schedulers import K8sExportReport, SlurmExportReport
 
 if TYPE_CHECKING:  # the config layer (and pydantic) is imported only by the methods that parse
     from migctl.config import MigConfigEntry, MigSpec
@@ -68,8 +70,20 @@ class Node:
     def select(self, gpus: Gpus = None) -> list[Gpu]:
         return self._node.select(None if gpus is None else str(gpus))
 
-    def status(self, gpus: Gpus = None) -> StatusReport:
-        """What ``migctl status`` shows (``--json`` prints this record)."""
+    def status(self, gpus: Gpus = None, *, utilization: bool = False) -> StatusReport:
+        """What ``migctl status`` shows (``--json`` prints this record).
+
+        ``utilization=True`` is ``status --util``: each GPU and GPU instance also carries its
+        utilization, measured over 0.2 s (GPM on Hopper and later; NVML's rate on a whole GPU;
+        ``source="n/a"`` with the reason elsewhere).
+
+        >>> node.status("0", utilization=True).gpus[0].gpu_instances[0].utilization.gpu_pct  # doctest: +SKIP
+        70.0
+        """
+        if utilization:
+            from migctl.ops.utilization import measured_status
+
+            return measured_status(self._node, self.select(gpus), leases.holder_records())
         return inspect.status(self._node, self.select(gpus), leases.holder_records())
 
     # -- lifecycle: mode, reset, create, create_ci, destroy ------------------------------------------
@@ -270,6 +284,8 @@ class Node:
         hooks_file: str | os.PathLike[str] | None = None,
         parallel: bool = True,
         wait_s: float | None = None,
+        mode_only: bool = False,
+        skip_reset: bool = False,
     ) -> ApplyReport:
         """Apply a layout: ``migctl apply`` (``nvidia-mig-parted apply -f FILE -c NAME``), changing
         only what differs, each GPU a transaction (rolled back on failure), concurrently.
@@ -279,10 +295,14 @@ class Node:
         (True, ['applied', 'applied', 'unchanged', ...])
 
         Arguments as :meth:`plan`; ``hooks_file`` is mig-parted's hooks file (``-k``).
+        ``mode_only`` (``apply --mode-only``) applies only each GPU's MIG mode: enabling keeps
+        the instances a GPU has, disabling needs them gone. ``skip_reset`` (``--skip-reset``)
+        counts a mode change left pending until a GPU reset as done.
 
         Returns:
             :class:`~migctl.records.layouts.ApplyReport`; ``ok`` is false when a GPU was rolled
-            back, failed or is pending a reset, or the ``apply-exit`` hook failed.
+            back, failed or (without ``skip_reset``) is pending a reset, or the ``apply-exit``
+            hook failed.
         Raises:
             InUseError: the layout needs a busy instance. InsufficientResourcesError: it does not
             fit. Either way nothing is changed. UsageError: as :meth:`plan`, or a failing hook
@@ -293,13 +313,21 @@ class Node:
         from migctl.ops.hooks import mig_parted_env
 
         node_plan = self._plan(layout, file, config, spec, gpus)
+        if mode_only:
+            from migctl.ops.parity import mode_only as reduce_to_mode
+
+            node_plan = reduce_to_mode(self._node, node_plan)
         hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
         env = mig_parted_env(
             os.fspath(file) if file is not None else node_plan.source,
             node_plan.config,
             hooks_file=os.fspath(hooks_file) if hooks_file is not None else "",
+            skip_reset=skip_reset,
+            mode_only=mode_only,
         )
-        return apply(self._node, node_plan, hooks=hooks, hook_env=env, parallel=parallel, wait_s=wait_s)
+        return apply(
+            self._node, node_plan, hooks=hooks, hook_env=env, parallel=parallel, wait_s=wait_s, skip_reset=skip_reset
+        )
 
     def check(
         self,
@@ -366,6 +394,145 @@ class Node:
         from migctl.ops.export import export
 
         return export(self.select(gpus), name, portable=portable)
+
+    def export_slurm(
+        self,
+        gpus: Gpus = None,
+        *,
+        node_name: str | None = None,
+        mig_minors: str | None = None,
+        dev_root: str | None = None,
+    ) -> SlurmExportReport:
+        """gres.conf lines and the slurm.conf ``NodeName`` fragment for the current layout:
+        ``migctl export --format slurm`` (what Slurm's ``AutoDetect=nvml`` finds, written down).
+
+        >>> report = node.export_slurm(node_name="gpu7")        # doctest: +SKIP
+        >>> print(report.gres_conf, report.slurm_conf)          # doctest: +SKIP
+        Name=gpu Type=nvidia_h20_1g.12gb MultipleFiles=/dev/nvidia0,/dev/nvidia-caps/nvidia-cap12,...
+        NodeName=gpu7 Gres=gpu:nvidia_h20_1g.12gb:2,gpu:nvidia_h20_3g.48gb:1
+
+        The capability minors come from the driver's ``/proc/driver/nvidia-caps/mig-minors``
+        and the paths from its ``/dev`` (on a simulated node: the simulated driver's own files);
+        ``mig_minors`` reads another copy of that table, ``dev_root`` writes another folder for
+        ``/dev``. Records are in slurmd's index order (see docs/slurm.md).
+
+        Returns:
+            :class:`~migctl.records.schedulers.SlurmExportReport`.
+        Raises:
+            UsageError: the ``mig_minors`` file cannot be read or lacks a MIG device; a bad ``gpus``.
+            DriverError: the driver's mig-minors table cannot be read or lacks a MIG device.
+        """
+        from migctl.ops.integrations import slurm_export
+
+        return slurm_export(self._node, self.select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root)
+
+    def export_k8s(self, gpus: Gpus = None) -> K8sExportReport:
+        """What NVIDIA's device plugin (v0.20) advertises for the current layout under the ``mixed``
+        and ``single`` strategies, and the labels GPU feature discovery sets: ``migctl export
+        --format k8s`` (``kubectl describe node`` after the plugin and GFD ran).
+
+        >>> node.export_k8s().resources.mixed.resources        # doctest: +SKIP
+        {'nvidia.com/mig-1g.12gb': 14}
+
+        Returns:
+            :class:`~migctl.records.schedulers.K8sExportReport` (a strategy the plugin would refuse
+            has ``ok`` false and the plugin's reason in ``error``).
+        Raises:
+            UsageError: a bad ``gpus``.
+        """
+        from migctl.ops.integrations import k8s_export
+
+        return k8s_export(self.select(gpus))
+
+    # -- mig-parted parity: generate_config, checkpoint, restore -------------------------------------
+
+    def generate_config(
+        self, gpus: Gpus = None, *, file: str | os.PathLike[str] | None = None, fmt: str = "yaml"
+    ) -> GenerateConfigReport:
+        """The configs ``nvidia-mig-parted generate-config`` builds, from the profiles NVML reports:
+        ``migctl generate-config`` (``all-disabled``, ``all-enabled``, ``all-<profile>``, ``all-balanced``).
+
+        >>> node.generate_config().config["mig-configs"]["all-balanced"]     # doctest: +SKIP
+        [{'devices': 'all', 'mig-enabled': True, 'mig-devices': {'1g.12gb': 2, '2g.24gb': 1, '3g.48gb': 1}}]
+
+        With ``file`` the config is also written there, as ``fmt`` (``yaml`` or ``json``).
+
+        Returns:
+            :class:`~migctl.records.parity.GenerateConfigReport` (``config`` is the v1 file as data).
+        Raises:
+            UsageError: no MIG-capable GPU among ``gpus``, a bad ``fmt``, or ``file`` cannot be written.
+        """
+        from migctl.ops.parity import generate_config
+
+        if fmt not in ("yaml", "json"):
+            raise UsageError(f"fmt {fmt!r}: expected yaml or json")
+        return generate_config(self.select(gpus), file, "json" if fmt == "json" else "yaml")
+
+    def checkpoint(self, gpus: Gpus = None, *, file: str | os.PathLike[str] | None = None) -> CheckpointReport:
+        """The node's exact MIG state (mode, GPU instances and compute instances with placements):
+        ``migctl checkpoint`` (``nvidia-mig-parted checkpoint``, placements included).
+
+        >>> saved = node.checkpoint(file="/var/tmp/mig.json").checkpoint      # doctest: +SKIP
+        >>> node.restore(saved)                                              # doctest: +SKIP
+
+        With ``file`` it is also written there (atomically, mode 0600) for ``restore -f``.
+
+        Returns:
+            :class:`~migctl.records.parity.CheckpointReport` (``checkpoint`` is what :meth:`restore` takes).
+        Raises:
+            UsageError: a bad ``gpus``, or ``file`` cannot be written.
+        """
+        from migctl.ops.parity import write_checkpoint
+
+        return write_checkpoint(self.select(gpus), file)
+
+    def restore(
+        self,
+        checkpoint: Checkpoint | str | os.PathLike[str],
+        *,
+        hooks_file: str | os.PathLike[str] | None = None,
+        mode_only: bool = False,
+        wait_s: float | None = None,
+    ) -> RestoreReport:
+        """Bring every checkpointed GPU (found by UUID) back to that exact state: ``migctl restore``
+        (``nvidia-mig-parted restore``), through apply's planner and transaction.
+
+        >>> node.restore("/var/tmp/mig.json").ok             # doctest: +SKIP
+        True
+
+        ``checkpoint`` is a :class:`~migctl.records.parity.Checkpoint` or the path of a checkpoint
+        file (``"-"``: stdin). What already matches is kept; ``mode_only`` restores only MIG modes.
+
+        Returns:
+            :class:`~migctl.records.parity.RestoreReport`; ``ok`` is false when a GPU was rolled
+            back, failed or is pending a reset.
+        Raises:
+            InUseError: the state needs a busy instance (nothing is changed). UsageError: a bad
+            checkpoint file, a GPU the node lacks, a profile a GPU lacks. LockTimeoutError.
+        """
+        from migctl.ops.files import load_hooks_file
+        from migctl.ops.parity import restore
+
+        source = "<checkpoint>"
+        if not isinstance(checkpoint, Checkpoint):
+            from migctl.integrations.checkpoint import CheckpointError, from_text
+            from migctl.ops.files import read_text
+
+            text, source = read_text(checkpoint)
+            try:
+                checkpoint = from_text(text, source)
+            except CheckpointError as exc:
+                raise UsageError(str(exc)) from None
+        hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
+        return restore(
+            self._node,
+            checkpoint,
+            source,
+            hooks=hooks,
+            hooks_file="" if hooks_file is None else os.fspath(hooks_file),
+            only_mode=mode_only,
+            wait_s=wait_s,
+        )
 
     def recover(self, *, wait_s: float | None = None) -> RecoverReport:
         """Finish, or roll back, an apply or create a crash or ``kill -9`` interrupted: ``migctl recover``

@@ -21,11 +21,22 @@ app = commands()
 
 
 @app.command()
-def status(gpus: str | None = GPUS_OPTION) -> None:
-    """GPUs, MIG mode, GPU instances as slice bars, MIG devices with UUIDs and who uses them."""
+def status(
+    gpus: str | None = GPUS_OPTION,
+    util: bool = typer.Option(
+        False, "--util", help="Measure utilization per GPU and GPU instance (GPM on Hopper+; takes 0.2 s)."
+    ),
+) -> None:
+    """GPUs, MIG mode, GPU instances as slice bars, MIG devices with memory, engines and users."""
     from migctl.ops.leases import holder_records
 
-    emit(inspect.status(STATE.node(), STATE.select(gpus), holder_records()), render_status)
+    node = STATE.node()
+    if util:
+        from migctl.ops.utilization import measured_status
+
+        emit(measured_status(node, STATE.select(gpus), holder_records()), render_status)
+        return
+    emit(inspect.status(node, STATE.select(gpus), holder_records()), render_status)
 
 
 @app.command()
@@ -66,6 +77,8 @@ def devices(gpus: str | None = GPUS_OPTION) -> None:
 
 
 def render_status(console: Console, data: StatusReport) -> None:
+    from migctl.cli.status_view import render_mig_devices, util_text
+
     if data.simulated:
         console.print(dim("(simulated node)"))
     for g in data.gpus:
@@ -79,20 +92,17 @@ def render_status(console: Console, data: StatusReport) -> None:
             (f"GPU {g.index}", "bold"), f"  {g.name}  {g.uuid}  {g.bus_id}  ", mode,
             f"  memory {g.memory.used_mib}/{g.memory.total_mib} MiB",
         )
+        if g.utilization is not None:
+            head.append(f"  util {util_text(g.utilization)}")
+            if g.utilization.source != "n/a":
+                head.append(f" ({g.utilization.source.upper()})")
         console.print(head)
+        if g.utilization is not None and g.utilization.reason:
+            console.print(dim(f"  util n/a: {g.utilization.reason}"))
         if g.mig is not None and g.mig.current:
             console.print(slice_ruler(g.slices))
             console.print(slice_bar(g.slices, [(gi.id, gi.profile, gi.placement) for gi in g.gpu_instances]))
-            rows = [(gi, ci) for gi in g.gpu_instances for ci in gi.compute_instances]
-            if rows:
-                t = table("GI", "CI", "profile", "placement", "MIG device UUID", "in use by")
-                for gi, ci in rows:
-                    who = []
-                    if ci.holder is not None:
-                        who.append(f"lease pid {ci.holder.pid} ({ci.holder.command})")
-                    who += [f"pid {p.pid} {p.user}: {p.command}" for p in ci.processes]
-                    t.add_row(str(gi.id), str(ci.id), ci.profile, str(gi.placement), ci.uuid, "; ".join(who) or "-")
-                console.print(t)
+            render_mig_devices(console, g)
             for gi in g.gpu_instances:
                 if not gi.compute_instances:
                     console.print(f"  GI {gi.id} ({gi.profile}) has no compute instance (not usable by CUDA)")

@@ -6,6 +6,9 @@ files, call, render the record, and map outcomes to exit codes.
 
 ``plan --json`` (and ``apply --dry-run --json``) of a plan some GPU refuses prints one
 document, the plan record, whose ``error`` is the refusal; the exit code is that error's.
+
+``-f``, ``-c`` and ``-k`` default to the environment, as mig-parted's service names them
+(:mod:`migctl.cli.env`). ``export --format slurm|k8s`` is drawn by :mod:`migctl.cli.scheduler_cmds`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from migctl.cli import env
 from migctl.cli.app import GPUS_OPTION, STATE, WAIT_OPTION, commands, consoles, emit, want_json
 from migctl.cli.render import slice_bar, slice_ruler
 from migctl.core.geometry import Placement
@@ -25,6 +29,7 @@ from migctl.records.layouts import (
     ApplyReport,
     AssertReport,
     ExportReport,
+    GpuOutcome,
     GpuPlanRecord,
     PlanReport,
     RecoverReport,
@@ -36,10 +41,20 @@ if TYPE_CHECKING:
 app = commands()
 
 FILE_OPTION = typer.Option(
-    None, "-f", "--config-file", metavar="FILE", help="mig-parted v1 config file ('-' reads stdin).", show_default=False
+    None,
+    "-f",
+    "--config-file",
+    metavar="FILE",
+    help="mig-parted v1 config file ('-' reads stdin; env MIGCTL_CONFIG_FILE).",
+    show_default=False,
 )
 NAME_OPTION = typer.Option(
-    None, "-c", "--selected-config", metavar="NAME", help="Name of the config in the file.", show_default=False
+    None,
+    "-c",
+    "--selected-config",
+    metavar="NAME",
+    help="Name of the config in the file (env MIGCTL_SELECTED_CONFIG).",
+    show_default=False,
 )
 LAYOUT_OPTION = typer.Option(
     None,
@@ -58,6 +73,8 @@ def _node_plan(file: str | None, name: str | None, layout: str | None, gpus: str
 
     node = STATE.node()
     chosen = STATE.select(gpus)
+    if layout is None:  # mig-parted's variables name the config when -f/-c do not (cli/env.py)
+        file, name = env.from_env(file, env.CONFIG_FILE), env.from_env(name, env.SELECTED_CONFIG)
     if layout is not None:
         if file is not None:
             raise UsageError("give either -f FILE -c NAME or --layout, not both")
@@ -102,6 +119,10 @@ def apply_cmd(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show the plan (same as migctl plan)."),
     sequential: bool = typer.Option(False, "--sequential", help="Apply GPU after GPU instead of concurrently."),
+    mode_only: bool = typer.Option(False, "--mode-only", help="Only apply each GPU's MIG mode, not its instances."),
+    skip_reset: bool = typer.Option(
+        False, "--skip-reset", help="A mode change left pending until a GPU reset is success, not exit 7."
+    ),
     wait: float = WAIT_OPTION,
 ) -> None:
     """Apply a layout: mode changes, then per GPU destroy/create, each GPU a transaction."""
@@ -112,11 +133,18 @@ def apply_cmd(
     from migctl.ops.plan import plan_report
 
     np = _node_plan(file, name, layout, gpus)
+    if mode_only:
+        from migctl.ops.parity import mode_only as reduce_to_mode
+
+        np = reduce_to_mode(STATE.node(), np)
     if dry_run:
         _emit_plan(plan_report(np))
         return
+    hooks_file = env.from_env(hooks_file, env.HOOKS_FILE)
     hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
-    env = mig_parted_env(file or "--layout", np.config, hooks_file=hooks_file or "")
+    hook_env = mig_parted_env(
+        np.source, np.config, hooks_file=hooks_file or "", skip_reset=skip_reset, mode_only=mode_only
+    )
     if not want_json():
         console = consoles.out
         interrupted = sorted({int(j["gpu"]) for j in journal.pending()})
@@ -128,12 +156,19 @@ def apply_cmd(
                 "or rolled back first (as migctl recover does), then the plan below is made again"
             )
         render_plan(console, plan_report(np))
-    report = apply(STATE.node(), np, hooks=hooks, hook_env=env, parallel=not sequential, wait_s=wait)
+    report = apply(
+        STATE.node(), np, hooks=hooks, hook_env=hook_env, parallel=not sequential, wait_s=wait, skip_reset=skip_reset
+    )
     emit(report, render_apply)
     if not report.ok:
-        results = {o.result for o in report.gpus}
-        pending_only = "pending" in results and results <= {"pending", "applied", "unchanged", "skipped"}
-        raise typer.Exit(7 if pending_only else 1)
+        raise typer.Exit(apply_exit_code(report.gpus))
+
+
+def apply_exit_code(outcomes: tuple[GpuOutcome, ...]) -> int:
+    """7 when the only thing missing is a mode change pending a GPU reset, else 1 (a failed apply)."""
+    results = {o.result for o in outcomes}
+    pending_only = "pending" in results and results <= {"pending", "applied", "unchanged", "skipped"}
+    return 7 if pending_only else 1
 
 
 @app.command("assert")
@@ -165,15 +200,51 @@ def export(
     portable: bool = typer.Option(
         False, "--portable", help="Leave out migctl's x-migctl keys (placements) so mig-parted can read the file."
     ),
+    fmt: str = typer.Option(
+        "mig-parted",
+        "--format",
+        metavar="mig-parted|slurm|k8s",
+        help="mig-parted (v1 config, the default), slurm (gres.conf, NodeName) or k8s (resources, labels).",
+        show_default=False,
+    ),
+    node_name: str | None = typer.Option(
+        None, "--node-name", metavar="NAME", help="slurm: the NodeName (default: short hostname).", show_default=False
+    ),
+    mig_minors: str | None = typer.Option(
+        None,
+        "--mig-minors",
+        metavar="FILE",
+        help="slurm: a copy of a driver's mig-minors table to read (default: this node's driver).",
+        show_default=False,
+    ),
+    dev_root: str | None = typer.Option(
+        None,
+        "--dev-root",
+        metavar="DIR",
+        help="slurm: folder to write for /dev in device paths (default: the driver's /dev).",
+        show_default=False,
+    ),
 ) -> None:
-    """Print the current layout as a mig-parted v1 config that apply reproduces exactly.
+    """Print the current layout as a mig-parted v1 config that apply reproduces exactly (or for Slurm / Kubernetes).
 
     -o yaml|json prints the mig-parted file; --json prints migctl's record of the export
-    (the layout, the file as data, and what --portable could not express).
+    (the layout, the file as data, and what --portable could not express). --format slurm
+    prints gres.conf lines and the slurm.conf NodeName fragment, --format k8s the resources
+    NVIDIA's device plugin advertises and the labels GPU feature discovery sets.
     """
     from migctl.config.export import render
     from migctl.ops.export import export as export_layout
 
+    if fmt in ("slurm", "k8s"):
+        from migctl.cli import scheduler_cmds
+
+        if fmt == "slurm":
+            scheduler_cmds.export_slurm(gpus, node_name, mig_minors, dev_root)
+        else:
+            scheduler_cmds.export_k8s(gpus)
+        return
+    if fmt != "mig-parted":
+        raise UsageError(f"--format {fmt!r}: expected mig-parted, slurm or k8s")
     chosen = STATE.select(gpus)
     if output not in ("yaml", "json"):
         raise UsageError(f"-o {output!r}: expected yaml or json")

@@ -20,20 +20,11 @@ sim_app = commands(
 app.add_typer(sim_app, name="sim")
 
 
-def _sim() -> simulator.SimNvml:
+def _control() -> simulator.SimControl:
     try:
-        return simulator.open(STATE.sim)
+        return simulator.open_control(STATE.sim)
     except simulator.SimSpecError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _gpu_handle(nvml: simulator.SimNvml, index: int) -> Any:
-    import pynvml
-
-    try:
-        return nvml.nvmlDeviceGetHandleByIndex(index)
-    except pynvml.NVMLError:
-        raise UsageError(f"the simulated node has no GPU {index}") from None
 
 
 @sim_app.command("models")
@@ -87,9 +78,11 @@ def reset_gpu(index: int = typer.Argument(..., metavar="INDEX", help="GPU index.
     """Simulate a GPU reset (a pending MIG mode takes effect; instances are lost)."""
     import pynvml
 
-    nvml = _sim()
+    control = _control()
+    if not 0 <= index < control.gpu_count:
+        raise UsageError(f"the simulated node has no GPU {index}")
     try:
-        nvml.simResetGpu(_gpu_handle(nvml, index))
+        control.reset_gpu(index)
     except pynvml.NVMLError as exc:
         raise from_nvml(exc, f"resetting simulated GPU {index}", hint="stop the processes using it first") from None
     emit({"index": index, "reset": True}, lambda c, d: c.print(f"GPU {index} reset"))
@@ -100,9 +93,9 @@ def reload_driver() -> None:
     """Simulate unloading and reloading the driver (Hopper and later lose MIG mode)."""
     import pynvml
 
-    nvml = _sim()
+    control = _control()
     try:
-        nvml.simReloadDriver()
+        control.reload_driver()
     except pynvml.NVMLError as exc:
         raise from_nvml(exc, "reloading the simulated driver", hint="stop the processes using the GPUs first") from None
     emit({"reloaded": True}, lambda c, d: c.print("driver reloaded"))
@@ -115,14 +108,14 @@ def fabric_manager(
     ),
 ) -> None:
     """Start or stop the simulated nvidia-fabricmanager service (HGX boards need it for CUDA)."""
-    nvml = _sim()
+    control = _control()
     if action not in ("start", "stop", "status"):
         raise UsageError(f"fabric-manager {action!r}: expected start, stop or status")
     if action != "status":
-        nvml.simSetFabricManager(action == "start")
-    state = nvml.simFabricManager()
+        control.set_fabric_manager(action == "start")
+    fm = control.fabric_manager()
     emit(
-        state,
+        {"active": fm.active, "version": fm.version},
         lambda c, d: c.print(
             f"nvidia-fabricmanager: {'active' if d['active'] else 'inactive'} (version {d['version']})"
         ),
@@ -141,23 +134,66 @@ def attach(
     memory: int = typer.Option(
         256, "--memory", metavar="MIB", help="GPU memory it uses, MiB (default 256).", show_default=False
     ),
+    util: int = typer.Option(
+        0, "--util", metavar="PERCENT", help="Load it puts on the device's SMs, 0-100 (default 0).", show_default=False
+    ),
 ) -> None:
-    """Record a running process as using a GPU or MIG device (until it exits)."""
-    import pynvml
+    """Record a running process as using a GPU or MIG device (until it exits), with its load."""
+    control = _control()
+    if not uuid and gpu is None:
+        raise UsageError("sim attach needs -i GPU or --uuid MIG-...")
+    done = control.attach(pid, uuid=uuid, gpu=gpu, memory_mib=memory, util=util)
+    emit(
+        {"pid": pid, "attached": True, "memory_mib": done.memory_mib, "util": done.util},
+        lambda c, d: c.print(f"pid {pid} attached"),
+    )
 
-    nvml = _sim()
-    try:
-        if uuid:
-            handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
-        elif gpu is not None:
-            handle = _gpu_handle(nvml, gpu)
-        else:
-            raise UsageError("sim attach needs -i GPU or --uuid MIG-...")
-        nvml.simAttachProcess(handle, pid, memory)
-    except pynvml.NVMLError as exc:
-        raise from_nvml(
-            exc,
-            f"attaching pid {pid}",
-            hint="attach to a MIG device (--uuid) when MIG is enabled, to a GPU (-i) otherwise",
-        ) from None
-    emit({"pid": pid, "attached": True}, lambda c, d: c.print(f"pid {pid} attached"))
+
+@sim_app.command("load")
+def set_load(
+    pid: int = typer.Option(..., "--pid", metavar="PID", help="An attached process.", show_default=False),
+    util: int | None = typer.Option(
+        None, "--util", metavar="PERCENT", help="Its new load on the device's SMs, 0-100.", show_default=False
+    ),
+    memory: int | None = typer.Option(
+        None, "--memory", metavar="MIB", help="Its new GPU memory, MiB.", show_default=False
+    ),
+) -> None:
+    """Change the load (and memory) of a process attached with sim attach."""
+    done = _control().set_load(pid, util=util, memory_mib=memory)
+    emit(
+        {"pid": pid, "memory_mib": done.memory_mib, "util": done.util},
+        lambda c, d: c.print(f"pid {pid}: {d['util']}% load, {d['memory_mib']} MiB"),
+    )
+
+
+@sim_app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+def exec_(ctx: typer.Context) -> None:
+    """Run COMMAND with pynvml talking to the simulated node (nvitop, gpustat, your own script).
+
+    \b
+    migctl [--sim SPEC] sim exec [--] COMMAND [ARGS...]
+
+    Any Python program in COMMAND's process tree that imports pynvml sees the simulated GPUs,
+    MIG devices, processes and load, and never the real libnvidia-ml. migctl's own options end
+    at COMMAND (or --). Exit status: COMMAND's.
+    """
+    import os
+    import shutil
+
+    from migctl.sim.exec import child_env
+
+    argv = list(ctx.args)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("sim exec needs a command", hint="e.g. migctl --sim h20x8 sim exec -- nvitop -1")
+    control = _control()
+    exe = shutil.which(argv[0]) if "/" not in argv[0] else argv[0]
+    if exe is None or not os.access(exe, os.X_OK):
+        raise UsageError(f"{argv[0]}: command not found", hint="give a program on PATH or its path")
+    env = child_env(control.spec, control.state_dir)
+    os.execve(exe, argv, env)  # noqa: S606 - an argv list, no shell: the command replaces migctl

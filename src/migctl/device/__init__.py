@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from migctl.device.driverfiles import MigMinors, driver_path, read_mig_minors
 from migctl.device.gpu import Gpu
 from migctl.device.instances import ComputeInstance, GpuInstance
-from migctl.device.nvml import Nvml, open_nvml
+from migctl.device.nvml import Nvml, NvmlLib, open_nvml
+from migctl.device.platform import Platform
 from migctl.device.types import (
     CiProfileInfo,
     ComputeInstanceInfo,
@@ -25,9 +29,12 @@ __all__ = [
     "GpuInstance",
     "GpuInstanceInfo",
     "MigDeviceInfo",
+    "MigMinors",
     "MigMode",
     "Node",
     "Nvml",
+    "NvmlLib",
+    "Platform",
     "ProcessInfo",
     "open_node",
 ]
@@ -38,12 +45,26 @@ class Node:
 
     def __init__(self, nvml: Nvml) -> None:
         self.nvml = nvml
-        count = int(nvml.read("nvmlDeviceGetCount"))
+        count = int(nvml.read(nvml.lib.nvmlDeviceGetCount))
         self.gpus = [Gpu(nvml, i) for i in range(count)]
 
     @property
+    def platform(self) -> Platform:
+        """What lies outside NVML on this node (processes, fabric manager, reset, driver files)."""
+        return self.nvml.platform
+
+    @property
     def is_simulator(self) -> bool:
-        return self.nvml.is_simulator
+        """For reports only (``status --json``'s ``simulated``); nothing in migctl branches on it."""
+        return self.nvml.platform.simulated
+
+    def mig_minors(self) -> MigMinors:
+        """The driver's MIG capability minors (``/proc/driver/nvidia-caps/mig-minors``)."""
+        return read_mig_minors(self.nvml.platform.driver_root)
+
+    def driver_path(self, path: str) -> Path:
+        """Where a driver file such as ``/dev/nvidia0`` is on this node."""
+        return driver_path(self.nvml.platform.driver_root, path)
 
     def select(self, spec: str | None) -> list[Gpu]:
         """GPUs named by ``-i`` (:mod:`migctl.config.gpus`: index, list, range, UUID, PCI bus

@@ -23,7 +23,7 @@ import pynvml
 from migctl.config.hooks import HooksSpec
 from migctl.device import Gpu, Node
 from migctl.errors import MigctlError, ResetRequiredError, UsageError, from_nvml
-from migctl.ops import journal
+from migctl.ops import history, journal
 from migctl.ops.busy import node_leases
 from migctl.ops.execute import converge, execute_plan
 from migctl.ops.hooks import HookError, HookResult, mig_parted_env, run_hook
@@ -97,6 +97,7 @@ def apply(
     parallel: bool = True,
     wait_s: float | None = None,
     on_progress: Callable[[GpuOutcome], None] | None = None,
+    skip_reset: bool = False,
 ) -> ApplyReport:
     """Apply a plan made by :func:`migctl.ops.plan.plan_node`: mode changes first, then each GPU
     as a transaction. Raises the refusal (:class:`~migctl.errors.InUseError` or
@@ -104,7 +105,9 @@ def apply(
 
     Re-plans under the host lock (the node may have changed since planning), so the plan it
     executes is always made from the state it changes. ``report.ok`` is false when a GPU did
-    not get its layout or the ``apply-exit`` hook failed (as in mig-parted).
+    not get its layout or the ``apply-exit`` hook failed (as in mig-parted). With
+    ``skip_reset`` (mig-parted's ``--skip-reset``) a MIG mode change the driver left pending
+    until a GPU reset counts as done: that is what the caller asked for.
     """
     env = hook_env or mig_parted_env(node_plan.source, node_plan.config)
     log: list[HookRun] = []
@@ -141,6 +144,9 @@ def apply(
             if hooks is not None:
                 with contextlib.suppress(HookError):
                     log += _runs(run_hook(hooks, "apply-exit", env, check=False))
-    done = all(o.result in ("applied", "unchanged", "skipped") for o in outcomes)
+    fine = ("applied", "unchanged", "skipped", "pending") if skip_reset else ("applied", "unchanged", "skipped")
+    done = all(o.result in fine for o in outcomes)
     exit_failed = any(h.point == "apply-exit" and h.exit_code != 0 for h in log)
-    return ApplyReport(node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log))
+    report = ApplyReport(node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log))
+    history.record_apply(report)  # for the exporter's migctl_last_apply_* (best effort)
+    return report

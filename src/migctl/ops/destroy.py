@@ -16,7 +16,8 @@ from migctl.device import ComputeInstance, Gpu, GpuInstance, Node
 from migctl.errors import InUseError, MigctlError, NotSupportedError, UsageError, from_nvml
 from migctl.ops.busy import GpuUse, node_leases, snapshot
 from migctl.ops.lock import host_lock
-from migctl.records.lifecycle import DestroyedInstance, DestroyReport
+from migctl.records.common import DestroyedInstance
+from migctl.records.lifecycle import DestroyReport
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Reading the files a command is given (``-f config.yaml``, ``-k hooks.yaml``, ``-`` for stdin).
+"""Reading the files a command is given (``-f config.yaml``, ``-k hooks.yaml``, ``-`` for stdin),
+and writing the ones it makes (``checkpoint -f``, ``generate-config -f``, the boot service's).
 
 The config layer parses text and never touches a file; this is where the bytes come from.
 Every problem (a missing file, not UTF-8, invalid YAML, a schema violation) is a
@@ -8,8 +9,10 @@ Every problem (a missing file, not UTF-8, invalid YAML, a schema violation) is a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -58,3 +61,24 @@ def load_config_file(path: str | os.PathLike[str]) -> MigSpec:
 def load_hooks_file(path: str | os.PathLike[str]) -> HooksSpec:
     """A mig-parted hooks file (``-``: stdin)."""
     return _load(path, load_hooks_text)
+
+
+def write_file(path: str | os.PathLike[str], text: str, mode: int = 0o600, *, hint: str | None = None) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename) with
+    ``mode``: a crash or a full disk leaves the old file or the new one, never half of one.
+    Any failure is a :class:`~migctl.errors.UsageError` naming the file (the temp file is removed)."""
+    target = os.fspath(path)
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=os.path.dirname(target) or ".")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}", hint=hint) from None
