@@ -56,9 +56,25 @@ def test_top_help_lists_every_command_with_its_registry_line(migctl: Cli) -> Non
     assert migctl().code == 2  # no command: the help, as a usage error
 
 
+#: The commands that are groups of subcommands, and the subcommands each has.
+GROUPS = {
+    "sim": {"models", "reset", "reset-gpu", "reload-driver", "fabric-manager", "attach", "load", "exec"},
+    "boot": {"install", "select", "apply", "status", "uninstall"},
+    "slurm": {"task-prolog"},
+    "k8s": {"hooks-file", "clients"},
+}
+
+
+def test_the_groups_are_the_registrys() -> None:
+    from migctl.cli.group import load
+
+    found = {name: set(sub) for name in registry.COMMANDS if (sub := getattr(load(name), "commands", None))}
+    assert found == GROUPS
+
+
 def _all_commands() -> list[list[str]]:
     out = [[name] for name in registry.COMMANDS]
-    out += [["sim", sub] for sub in ("models", "reset", "reset-gpu", "reload-driver", "fabric-manager", "attach")]
+    out += [[group, sub] for group, subs in GROUPS.items() for sub in sorted(subs)]
     return out
 
 
@@ -72,9 +88,8 @@ def test_help_shows_no_python_types(migctl: Cli, argv: list[str]) -> None:
     assert r.code == 0, r.err
     assert PYTHON_TYPES.search(r.out) is None, r.out
     assert "Usage: migctl " + " ".join(argv) in r.out
-    if argv != ["sim"]:
-        for flag in ("--sim", "--state-dir", "--json", "--debug"):
-            assert flag in r.out, (argv, flag)  # the global options are every command's
+    for flag in ("--sim", "--state-dir", "--json", "--debug"):
+        assert flag in r.out, (argv, flag)  # the global options are every command's (and group's)
 
 
 def test_the_lock_wait_is_one_option_with_one_default() -> None:
@@ -142,6 +157,23 @@ def test_sim_given_after_the_command_reaches_the_jobs_it_starts(migctl: Cli, mig
     # a real process: the job's output is its own stdout
     r = migctl_process("run", "--sim", "a30x2", "--", "sh", "-c", "echo $MIGCTL_SIM")
     assert (r.code, r.out.strip()) == (0, "a30x2"), r.err
+
+
+def test_sim_exec_leaves_the_commands_words_to_it(migctl: Cli, migctl_process: Cli) -> None:
+    """migctl's own words end at the command ``sim exec`` runs (or at --), as for ``run``."""
+    import sys
+
+    show = "import sys; print(sys.argv[1:])"
+    for argv in (["sim", "exec", sys.executable], ["sim", "exec", "--", sys.executable]):
+        r = migctl_process("--sim", "a30x2", *argv, "-c", show, "--json", "--sim", "x", "-i", "0")
+        assert (r.code, r.out.strip()) == (0, "['--json', '--sim', 'x', '-i', '0']"), r.err
+    # a --json after the command is the command's: migctl's own error stays one line
+    one_line_error(migctl("--sim", "a30x2", "sim", "exec", "no-such-program-x", "--json"), 2)
+    for before in (["--json", "sim", "exec"], ["sim", "exec", "--json"], ["sim", "--json", "exec"]):
+        r = migctl("--sim", "a30x2", *before, "no-such-program-x")
+        assert (r.code, r.json()["error"], r.err) == (2, "usage", ""), r.out
+    one_line_error(migctl("--sim", "a30x2", "sim", "exec", "--bogus", "x"), 2)  # an unknown option of migctl's
+    one_line_error(migctl("--sim", "a30x2", "sim", "exec"), 2)  # no command
 
 
 # -- lists: comma-separated, repeated, or both ----------------------------------------------------

@@ -18,6 +18,7 @@ import textwrap
 #: name -> (module under ``migctl.cli``, help section, one-line help), in ``--help``'s order.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("inspect_cmds", "Inspect", "GPUs, MIG mode, GPU instances as slice bars, MIG devices, who uses them."),
+    "top": ("observe_cmds", "Inspect", "Live view of GPUs, GPU instances and MIG devices: memory, utilization, users."),
     "devices": ("inspect_cmds", "Inspect", "GPUs and MIG devices with their UUIDs (nvidia-smi -L)."),
     "profiles": ("inspect_cmds", "Inspect", "GPU-instance profiles with free/total instances (nvidia-smi mig -lgip)."),
     "placements": ("inspect_cmds", "Inspect", "Legal placements and which are free now (nvidia-smi mig -lgipp)."),
@@ -30,12 +31,19 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plan": ("layout_cmds", "Layouts", "Show what apply would do on each GPU, changing nothing."),
     "apply": ("layout_cmds", "Layouts", "Apply a layout (mig-parted file or --layout), each GPU a transaction."),
     "assert": ("layout_cmds", "Layouts", "Exit 0 if the node matches the layout, else 10 with the differences."),
-    "export": ("layout_cmds", "Layouts", "Print the current layout as a mig-parted config."),
+    "export": ("layout_cmds", "Layouts", "Print the current layout as a mig-parted config (or for Slurm, Kubernetes)."),
     "recover": ("layout_cmds", "Layouts", "Finish or roll back an apply interrupted by a crash."),
+    "generate-config": ("parity_cmds", "Layouts", "A mig-parted config built from the profiles the GPUs report."),
+    "checkpoint": ("parity_cmds", "Layouts", "Save the exact MIG state (mode, instances, placements) as JSON."),
+    "restore": ("parity_cmds", "Layouts", "Bring checkpointed GPUs back to that exact state; never busy ones."),
     "run": ("run_cmds", "Run work", "Run a command on one MIG device, leased for its whole life."),
     "batch": ("run_cmds", "Run work", "Run many jobs in parallel, each on its own MIG device."),
     "doctor": ("run_cmds", "Run work", "Check that MIG and CUDA work here, with the fix for each problem."),
-    "sim": ("sim_cmds", "More", "Control the simulated node (models, reset, driver reload, processes)."),
+    "exporter": ("observe_cmds", "Services", "Serve Prometheus metrics with dcgm-exporter's names, per GPU instance."),
+    "boot": ("boot_cmds", "Services", "Re-apply the recorded MIG layout at every boot (a systemd unit)."),
+    "slurm": ("scheduler_cmds", "Services", "Slurm: MIG UUIDs for a job's GRES (export --format slurm: gres.conf)."),
+    "k8s": ("scheduler_cmds", "Services", "Kubernetes: pause GPU client pods around apply, their hooks file."),
+    "sim": ("sim_cmds", "More", "Control the simulated node (models, reset, driver reload, processes, exec)."),
     "completion": ("completion_cmds", "More", "Print the shell completion script for bash, zsh or fish."),
 }
 

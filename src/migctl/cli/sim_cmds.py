@@ -167,28 +167,27 @@ def set_load(
     )
 
 
-@sim_app.command(
-    "exec",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
-)
-def exec_(ctx: typer.Context) -> None:
+@sim_app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_(
+    command: list[str] | None = typer.Argument(
+        None,
+        metavar="[--] COMMAND [ARGS]...",
+        help="The program and its arguments (every word from COMMAND on is its own).",
+        show_default=False,
+    ),
+) -> None:
     """Run COMMAND with pynvml talking to the simulated node (nvitop, gpustat, your own script).
-
-    \b
-    migctl [--sim SPEC] sim exec [--] COMMAND [ARGS...]
 
     Any Python program in COMMAND's process tree that imports pynvml sees the simulated GPUs,
     MIG devices, processes and load, and never the real libnvidia-ml. migctl's own options end
-    at COMMAND (or --). Exit status: COMMAND's.
+    at COMMAND (or --): migctl --sim h20x8 sim exec nvitop -1. Exit status: COMMAND's.
     """
     import os
     import shutil
 
     from migctl.sim.exec import child_env
 
-    argv = list(ctx.args)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
+    argv = list(command or ())
     if not argv:
         raise UsageError("sim exec needs a command", hint="e.g. migctl --sim h20x8 sim exec -- nvitop -1")
     control = _control()
