@@ -31,7 +31,9 @@ from migctl.records.common import Holder, ProcessRecord
 from migctl.records.doctor import Check, DoctorReport
 from migctl.records.inspect import (
     ComputeInstanceStatus,
+    DeviceMemory,
     DevicesReport,
+    EngineCounts,
     GpuDevices,
     GpuInstanceStatus,
     GpuStatus,
@@ -63,11 +65,18 @@ def _process(i: int, command: str, user: str = "alice") -> ProcessRecord:
 
 
 def _gpu(index: int, bus_id: str, *, name: str = "NVIDIA H20", profile: str = "1g.12gb",
-         processes: tuple[ProcessRecord, ...] = (), holder: Holder | None = None) -> GpuStatus:
-    ci = ComputeInstanceStatus(0, 0, profile, Placement(0, 1), f"MIG-{index:08d}", processes, holder)
-    gi = GpuInstanceStatus(1, 19, profile, Placement(0, 1), (ci,))
+         processes: tuple[ProcessRecord, ...] = (), holder: Holder | None = None, mig: bool = True) -> GpuStatus:
+    """A GPU as ops.inspect reports it: with MIG, one MIG device holding ``processes`` (which the
+    GPU lists too, as NVML does); without, the processes on the whole GPU."""
+    if not mig:
+        return GpuStatus(index, f"GPU-{index:08d}", name, "0x232910DE", bus_id, Memory(97871, 12),
+                         True, MigModeState(False, False), 8, (), processes, None)
+    ci = ComputeInstanceStatus(0, 0, profile, Placement(0, 1), f"MIG-{index:08d}", processes, holder,
+                               DeviceMemory(11776, 512, 11008, 256), Memory(16384, 2), 16,
+                               EngineCounts(ce=1, dec=1, enc=0, jpeg=1, ofa=0))
+    gi = GpuInstanceStatus(1, 19, profile, Placement(0, 1), (ci,), None)
     return GpuStatus(index, f"GPU-{index:08d}", name, "0x232910DE", bus_id, Memory(97871, 12),
-                     True, MigModeState(True, True), 8, (gi,), ())
+                     True, MigModeState(True, True), 8, (gi,), processes, None)
 
 
 def _status_views() -> Any:
@@ -112,13 +121,19 @@ def test_hostile_names_print_verbatim_and_control_characters_are_shown(terminal:
 
     render_status, _ = _status_views()
     hostile = MARKUP + CONTROL
+    # each word on a GPU with MIG (the MIG devices and processes tables) and on one without
+    # (the whole GPU's processes, "user: command")
     gpus = tuple(
-        _gpu(i, BUS_IDS[i], name=f"GPU {word}", profile=word,
-             processes=(_process(i, f"python {word}", user=word),),
-             holder=Holder(pid=1, command=f"lease {word}", since=0.0))
+        _gpu(2 * i + whole, BUS_IDS[2 * i + whole], name=f"GPU {word}", profile=word,
+             processes=(_process(2 * i + whole, f"python {word}", user=word),),
+             holder=Holder(pid=1, command=f"lease {word}", since=0.0), mig=not whole)
         for i, word in enumerate(hostile)
+        for whole in (0, 1)
     )
     text = _render(render_status, StatusReport(False, gpus), terminal=terminal)
+    for i, word in enumerate(MARKUP):  # the processes table: pid, user and command, verbatim
+        pid = 1000 + 2 * i
+        assert re.search(rf"\b{pid}\s+{re.escape(word)}\s+512\s+python {re.escape(word)}", text), (word, text)
     jobs = tuple(
         BatchJob(name=word, status="failed", exit_code=1, reason=word, attempts=1, duration_s=0.1,
                  instance=DeviceRef("MIG-x", 0, 13, 0, word), log="/tmp/x", command=("sh", "-c", word), history=())
