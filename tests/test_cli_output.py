@@ -244,6 +244,22 @@ JSON_CASES: list[tuple[list[str], int, str]] = [
     (["completion", "bash"], 0, "completion"),
     (["completion", "ksh"], 2, "error"),
     (["sim", "models"], 0, "sim"),
+    (["sim", "exec"], 2, "error"),  # no command to run
+    (["status", "--util", "-i", "0"], 0, "status"),
+    (["top"], 0, "top"),
+    (["top", "--interval", "0"], 2, "error"),
+    (["exporter", "--listen", "127.0.0.1:x"], 2, "error"),
+    (["apply", "--mode-only", "--dry-run", "--layout", "1g.12gb:7", "-i", "0"], 0, "plan"),
+    (["export", "--format", "k8s"], 0, "export --format k8s"),
+    (["export", "--format", "slurm", "-i", "0"], 0, "export --format slurm"),
+    (["export", "--format", "bogus"], 2, "error"),
+    (["generate-config", "-i", "0"], 0, "generate-config"),
+    (["generate-config", "-o", "toml"], 2, "error"),
+    (["checkpoint", "-i", "0"], 0, "checkpoint"),
+    (["restore"], 2, "error"),  # no checkpoint named
+    (["boot"], 2, "error"),  # a group without its subcommand
+    (["k8s", "clients", "bogus"], 2, "error"),
+    (["slurm", "task-prolog", "-i", "9"], 2, "error"),
 ]
 
 
@@ -283,6 +299,10 @@ def test_json_is_one_document_on_stdout_errors_included(
         ["--version"],
         ["plan", "--help"],
         ["bogus"],
+        ["top", "--once"],
+        ["generate-config"],
+        ["export", "--format", "k8s"],
+        ["k8s", "hooks-file"],
     ],
     ids=lambda a: " ".join(a),
 )
