@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 import migctl as migctl_api
 from conftest import Cli, Sim, SimFactory
-from migctl.config import ConfigError, GpuFacts, MigConfigEntry, load_text, parse_document, resolve, select, validate
+from migctl.config import ConfigError, GpuFacts, MigConfigEntry, load_text, parse_document, resolve, validate
 from migctl.config import document as document_module
 from migctl.config.grouping import Device, compute_fits, flatten, group, orders
-from migctl.config.select import filter_warnings
+from migctl.config.select import filter_warnings, select
 from migctl.config.spec import parse_device_filter
 from migctl.core.compute import CiProfile, compute_layout
 from migctl.core.geometry import GpuGeometry, Placement

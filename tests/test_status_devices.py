@@ -1,7 +1,7 @@
 """``status``'s MIG devices table (memory, BAR1, SMs, engines, processes, lease or job) and
 utilization per GPU and GPU instance (``status --util``), as a user reads them.
 
-Expected values are the hardware's (``shared/reference/gpu-profile-tables.md``: H100 80GB SXM5
+Expected values are the hardware's (``docs/reference/gpu-profile-tables.md``: H100 80GB SXM5
 and A100 40GB rows) and the simulated load model documented in ``docs/simulator.md`` (a process
 at ``--util 70`` makes GPM read GRAPHICS_UTIL 70, SM_UTIL 0.95x, SM_OCCUPANCY 0.5x,
 DRAM_BW_UTIL 0.4x, ANY_TENSOR_UTIL 0.6x; a GPU weighs its instances by SMs).

@@ -6,9 +6,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit
+from migctl.cli.app import GPUS_OPTION, STATE, commands, emit
 from migctl.cli.render import dim, gib, slice_bar, slice_ruler, table
-from migctl.errors import UsageError
 from migctl.ops import inspect
 from migctl.records.inspect import (
     CiProfilesReport,
@@ -18,11 +17,12 @@ from migctl.records.inspect import (
     StatusReport,
 )
 
+app = commands()
+
 
 @app.command()
 def status(
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
     util: bool = typer.Option(
         False, "--util", help="Measure utilization per GPU and GPU instance (GPM on Hopper+; takes 0.2 s)."
     ),
@@ -34,44 +34,43 @@ def status(
     if util:
         from migctl.ops.utilization import measured_status
 
-        emit(measured_status(node, node.select(gpus), holder_records()), render_status, json_out)
+        emit(measured_status(node, STATE.select(gpus), holder_records()), render_status)
         return
-    emit(inspect.status(node, node.select(gpus), holder_records()), render_status, json_out)
+    emit(inspect.status(node, STATE.select(gpus), holder_records()), render_status)
 
 
 @app.command()
-def profiles(gpus: str | None = GPUS_OPTION, json_out: bool = JSON_OPTION) -> None:
+def profiles(gpus: str | None = GPUS_OPTION) -> None:
     """GPU-instance profiles with free/total instances (nvidia-smi mig -lgip)."""
-    emit(inspect.profiles(STATE.node().select(gpus)), render_profiles, json_out)
+    emit(inspect.profiles(STATE.select(gpus)), render_profiles)
 
 
 @app.command()
 def placements(
-    profile: str | None = typer.Argument(None, help="A profile name (1g.12gb) or ID (19); all when omitted."),
+    profile: str | None = typer.Argument(
+        None, metavar="[PROFILE]", help="A profile name (1g.12gb) or ID (19); all when omitted.", show_default=False
+    ),
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Legal placements per profile and which are free now (nvidia-smi mig -lgipp)."""
-    emit(inspect.placements(STATE.node().select(gpus), profile), render_placements, json_out)
+    emit(inspect.placements(STATE.select(gpus), profile), render_placements)
 
 
 @app.command("ci-profiles")
 def ci_profiles(
-    gpus: str = typer.Option(..., "-i", "--id", help="One GPU: index or UUID."),
-    gi: int = typer.Option(..., "--gi", help="GPU-instance ID."),
-    json_out: bool = JSON_OPTION,
+    gpus: str | None = typer.Option(
+        None, "-i", "--id", metavar="GPU", help="One GPU (may be left out on a one-GPU node).", show_default=False
+    ),
+    gi: int = typer.Option(..., "--gi", metavar="ID", help="GPU-instance ID.", show_default=False),
 ) -> None:
     """Compute-instance profiles of one GPU instance (nvidia-smi mig -lcip)."""
-    chosen = STATE.node().select(gpus)
-    if len(chosen) != 1:
-        raise UsageError(f"-i {gpus}: ci-profiles takes exactly one GPU")
-    emit(inspect.ci_profiles(chosen[0], gi), render_ci_profiles, json_out)
+    emit(inspect.ci_profiles(STATE.one_gpu(gpus, "ci-profiles"), gi), render_ci_profiles)
 
 
 @app.command()
-def devices(gpus: str | None = GPUS_OPTION, json_out: bool = JSON_OPTION) -> None:
+def devices(gpus: str | None = GPUS_OPTION) -> None:
     """GPUs and MIG devices with their UUIDs (nvidia-smi -L)."""
-    emit(inspect.devices(STATE.node().select(gpus)), render_devices, json_out)
+    emit(inspect.devices(STATE.select(gpus)), render_devices)
 
 
 # -- views ------------------------------------------------------------------------------------------

@@ -10,22 +10,25 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app
+from migctl.cli.app import GPUS_OPTION, STATE, commands
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from migctl.records.observe import ExporterStarted
 
+app = commands()
+
 DEFAULT_LISTEN = "127.0.0.1:9400"
 
 
 @app.command()
 def top(
-    interval: float = typer.Option(2.0, "--interval", "-d", metavar="SECONDS", help="Seconds between refreshes."),
+    interval: float = typer.Option(
+        2.0, "--interval", "-d", metavar="SECONDS", help="Seconds between refreshes (default 2).", show_default=False
+    ),
     once: bool = typer.Option(False, "--once", "-1", help="Print one screen (every line) and exit, like nvitop -1."),
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """A live view: GPUs, GPU instances, MIG devices with memory, utilization history and users."""
     import sys
@@ -35,13 +38,13 @@ def top(
 
     interval = check_seconds("--interval", interval, least=0.2, most=3600)
     node = STATE.node()
-    chosen = node.select(gpus)
-    if want_json(json_out):
+    chosen = STATE.select(gpus)
+    if want_json():
         from migctl.cli.inspect_cmds import render_status
         from migctl.ops.leases import holder_records
         from migctl.ops.utilization import measured_status
 
-        emit(measured_status(node, chosen, holder_records()), render_status, True)
+        emit(measured_status(node, chosen, holder_records()), render_status)
         return
     from migctl.ops.observe import Observer
     from migctl.top import app as top_app
@@ -64,20 +67,26 @@ def top(
 @app.command()
 def exporter(
     listen: str = typer.Option(
-        DEFAULT_LISTEN, "--listen", metavar="HOST:PORT", help="Where to serve /metrics (port 0: any free port)."
+        DEFAULT_LISTEN,
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"Where to serve /metrics (default {DEFAULT_LISTEN}; port 0: any free port).",
+        show_default=False,
     ),
-    interval: float = typer.Option(5.0, "--interval", metavar="SECONDS", help="Seconds between NVML collections."),
+    interval: float = typer.Option(
+        5.0, "--interval", metavar="SECONDS", help="Seconds between NVML collections (default 5).", show_default=False
+    ),
     max_age: float | None = typer.Option(
         None,
         "--max-age",
         metavar="SECONDS",
         help="Withdraw GPU series older than this when collection stalls (default: 3 intervals, at least 15 s).",
+        show_default=False,
     ),
     lowercase_hostname: bool = typer.Option(
         False, "--lowercase-hostname", help="Label the host 'hostname' (dcgm-exporter after 4.5) instead of 'Hostname'."
     ),
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Serve Prometheus metrics with dcgm-exporter's names and labels, per GPU and GPU instance."""
     import time
@@ -94,7 +103,7 @@ def exporter(
     age = check_seconds("--max-age", max_age, least=interval) if max_age is not None else max(15.0, 3 * interval)
     node = STATE.node()
     service = Exporter(
-        Observer(node, node.select(gpus)),
+        Observer(node, STATE.select(gpus)),
         interval_s=interval,
         max_age_s=age,
         hostname_label="hostname" if lowercase_hostname else "Hostname",
@@ -113,7 +122,7 @@ def exporter(
                 raise PermissionDeniedError(where, hint="ports below 1024 need root; use e.g. 9400") from None
             raise UsageError(where, hint="use an address of this machine, e.g. 127.0.0.1:9400") from None
         started = ExporterStarted(server.url, server.host, server.port, interval, age)
-        emit(started, _render_started, json_out)
+        emit(started, _render_started)
         _flush()
         try:
             while True:

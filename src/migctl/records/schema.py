@@ -21,6 +21,7 @@ from typing import Any
 from migctl.records import (
     batch,
     boot,
+    cli,
     doctor,
     errors,
     inspect,
@@ -112,6 +113,7 @@ COMMANDS: tuple[CommandOutput, ...] = (
         observe.ExporterStarted,
         "Printed once the exporter listens (where, and how often it collects); it then serves until stopped.",
     ),
+    CommandOutput("completion", cli.CompletionScript, "The shell completion script, as data."),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
 
