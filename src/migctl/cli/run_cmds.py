@@ -191,12 +191,22 @@ def batch(
         "--grace", metavar="SECONDS", help="SIGTERM-to-SIGKILL delay for stopped jobs (10)."
     ),
     max_parallel: int | None = typer.Option(None, "--max-parallel", min=1, help="At most this many jobs at once."),
+    auto: bool = typer.Option(
+        False, "--auto", help="migctl picks each job's profile and reshapes idle MIG slices (see docs/scheduler.md)."
+    ),
+    objective: str | None = typer.Option(
+        None, "--objective", metavar="jct|makespan", help="With --auto: what to minimise (default jct: mean JCT)."
+    ),
+    gpus: str | None = typer.Option(
+        None, "-i", "--id", help="With --auto: the GPUs it may use and reshape (default all)."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Run many jobs in parallel, each on its own MIG device as soon as one is free.
 
     \b
     migctl batch JOBS.yaml [--logs DIR] [--json]
+    migctl batch --auto JOBS.yaml [-i GPUS] [--objective jct|makespan]
     migctl batch --each-instance [--on TARGET] -- COMMAND [ARGS...]
 
     A failed attempt (non-zero exit, killed, OOM, timeout) frees its device at once and is
@@ -212,6 +222,14 @@ def batch(
     args = list(args or [])
     if "--" in STATE.argv:  # main's error printer looks for --json: the command's words do not count
         STATE.argv = STATE.argv[: STATE.argv.index("--")]
+    if auto or objective is not None or gpus is not None:  # batch --auto: cli/autobatch_cmds.py
+        from migctl.cli.autobatch_cmds import auto_batch
+
+        auto_batch(
+            args, auto=auto, objective=objective, gpus=gpus, each_instance=each_instance, on=on, logs=logs,
+            retries=retries, timeout=timeout, grace=grace, max_parallel=max_parallel, json_out=json_out,
+        )
+        return
     node = STATE.node()
     if each_instance:
         if not args:

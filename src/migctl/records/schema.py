@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.records import batch, boot, doctor, errors, inspect, layouts, lifecycle, parity, run, schedulers
+from migctl.records import autobatch, batch, boot, doctor, errors, inspect, layouts, lifecycle, parity, run, schedulers
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,12 @@ COMMANDS: tuple[CommandOutput, ...] = (
         "this document (or its error) on **stderr** when the command ends, and `--record FILE` writes it to FILE.",
     ),
     CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
+    CommandOutput(
+        "batch --auto",
+        autobatch.AutoBatchReport,
+        "As `batch`, plus where the scheduler put each job and when, and every reshape "
+        "([scheduler.md](scheduler.md)).",
+    ),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
