@@ -57,7 +57,7 @@ _UNITS_BYTES = {
     "tib": 2**40,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d)?", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|sec|min|s|m|h|d)?", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 #: ``3g.40gb``, ``1g.10gb+me``, ``1g.12gb-me``, ``7g`` (the forms :meth:`Job.speed_on` understands).
 PROFILE_KEY = re.compile(r"^\d+g(?:\.\d+(?:\.\d+)?gb)?(?:[+-][a-z0-9]+)*$", re.IGNORECASE)
@@ -213,7 +213,7 @@ def from_times(times: Mapping[str, float]) -> tuple[float, tuple[tuple[str, floa
 
     ref = min(times, key=lambda k: (-slices(k), times[k], k))
     work = times[ref]
-    return work, tuple(sorted((k, round(work / t, 9)) for k, t in times.items()))
+    return work, tuple(sorted((k, work / t) for k, t in times.items()))
 
 
 def auto_spec(job: AutoKeys, defaults: AutoKeys | None = None) -> AutoSpec | None:

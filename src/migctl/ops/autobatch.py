@@ -18,6 +18,7 @@ with for the instance it holds; instances used by others have no known end.
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ RECHECK_S = 2.0
 #: Rounds in a row that start nothing while none of the batch's jobs runs, before the waiting
 #: jobs are given up (a node that keeps failing, or that others hold forever, does not hang it).
 MAX_IDLE_ROUNDS = 30
+#: The signals that stop a batch (blocked while it runs; :class:`Batch` takes them).
+_STOP = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def default_cost() -> ReconfigCost:
@@ -173,6 +176,8 @@ class AutoBatch(Batch):
             self._give_up(by_name[u.job], f"no GPU here can run it: {u.reason}")
         refused = self._reshape(decision)
         started = False
+        if signal.sigpending() & _STOP:  # Ctrl-C came during the reshape: start nothing, the loop stops
+            return started
         devices: dict[int, list[MigDeviceInfo]] = {}
         for s in decision.starts:
             if s.gi_id is None and s.gpu in refused:
