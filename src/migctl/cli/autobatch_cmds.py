@@ -99,14 +99,18 @@ def render_auto_batch(console: Console, data: AutoBatchReport) -> None:
         )
     console.print(t)
     a, s = data.auto, data.summary
-    done = [r for r in data.reshapes if r.result == "applied"]
-    other = [r for r in data.reshapes if r.result != "applied"]
-    made = sum(len(r.created) for r in done)
-    gone = sum(len(r.destroyed) for r in done)
+    if data.reshapes:
+        r = table("at (s)", "GPU", "destroyed (idle)", "created", "took (s)", "result", right=("at (s)", "took (s)"))
+        r.columns[2].no_wrap = r.columns[3].no_wrap = r.columns[5].no_wrap = False
+        for x in data.reshapes:
+            mode = ("MIG on (reset), " if x.reset else "MIG on, ") if x.enable_mig else ""
+            made = mode + (" ".join(x.created) or "-")
+            result = x.result + (f": {x.detail}" if x.result != "applied" and x.detail else "")
+            r.add_row(f"{x.at_s:.1f}", str(x.gpu), " ".join(x.destroyed) or "-", made, f"{x.seconds:.2f}", result)
+        console.print(r)
     console.print(
-        f"{a.reshapes} reshape(s) on GPU(s) {', '.join(str(g) for g in a.gpus)}: {made} instance(s) created, "
-        f"{gone} idle one(s) destroyed" + (f", {len(other)} refused or rolled back" if other else "")
-        + f"; {a.decisions} decisions (objective {a.objective})"
+        f"{a.reshapes} reshape(s) on GPU(s) {', '.join(str(g) for g in a.gpus)}; "
+        f"{a.decisions} decision(s) (objective {a.objective})"
     )
     line = (
         f"{s.jobs} jobs: {s.succeeded} succeeded, {s.failed} failed"
