@@ -198,7 +198,7 @@ def batch(
         None, "--objective", metavar="jct|makespan", help="With --auto: what to minimise (default jct: mean JCT)."
     ),
     gpus: str | None = typer.Option(
-        None, "-i", "--id", help="With --auto: the GPUs it may use and reshape (default all)."
+        None, "-i", "--id", metavar="GPUS", help="With --auto: the GPUs it may use and reshape (default all)."
     ),
     json_out: bool = JSON_OPTION,
 ) -> None:
