@@ -8,6 +8,7 @@ Each job writes the device variables it was given, so the tests check where jobs
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -19,6 +20,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import Cli
 from migctl.records.schema import by_command, command_schema
@@ -344,3 +347,44 @@ def test_kill_9_during_a_reshape_is_finished_by_recover(node: Path, tmp_path: Pa
     (recovered,) = json.loads(r.stdout)["recovered"]
     assert recovered["result"] == "finished"
     assert not journal.exists()
+
+
+MEMORY = {"1GiB": 1024, "4GiB": 4096, "9000MiB": 9000, "15GiB": 15360, "30GiB": 30720}
+SPEEDS: list[dict[str, float] | None] = [None, {"1g": 1, "7g": 7}, {"1g": 1, "2g": 1.2, "7g": 1.3}, {"3g.20gb": 1}]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(MEMORY)), st.sampled_from(range(len(SPEEDS))), st.sampled_from([0.05, 0.3])),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from(["jct", "makespan"]),
+)
+def test_any_batch_runs_every_job_alone_on_an_instance_with_its_memory(
+    migctl: Cli, node: Path, tmp_path: Path, state_dir: Path, entries: list[tuple[str, int, float]], objective: str
+) -> None:
+    for f in node.iterdir():
+        f.unlink()
+    jobs = []
+    for i, (memory, speeds, seconds) in enumerate(entries):
+        keys: dict[str, Any] = {"memory": memory, "work": seconds}
+        if SPEEDS[speeds] is not None:
+            keys["speeds"] = SPEEDS[speeds]
+        if speeds == 3 and MEMORY[memory] > 20096:
+            keys["speeds"] = {"7g": 1}  # 3g.20gb alone cannot hold it
+        jobs.append(job(f"j{i}", node, seconds, **keys))
+    data = run_auto(migctl, jobs_file(tmp_path / "jobs.json", *jobs), "--objective", objective)
+    assert data["summary"]["succeeded"] == len(entries)
+    listed = migctl("--json", "profiles", "-i", "0").json()["gpus"][0]["profiles"]
+    memory_of = {p["name"]: p["memory_mib"] for p in listed}
+    by_instance: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for (memory, _, _), s in zip(entries, data["schedule"], strict=True):
+        assert memory_of[s["profile"]] >= MEMORY[memory]
+        assert seen(node, s["name"]) == (s["profile"], s["gpu"], s["gpu_instance_id"])
+        by_instance.setdefault((s["gpu"], s["gpu_instance_id"]), []).append((s["start_s"], s["end_s"]))
+    for spans in by_instance.values():  # one job at a time on an instance
+        spans.sort()
+        assert all(a[1] <= b[0] + 0.01 for a, b in itertools.pairwise(spans)), spans
+    assert not list((state_dir / "journal").glob("*.json"))
