@@ -165,6 +165,44 @@ def test_a_reshape_the_driver_fails_is_rolled_back_and_tried_again(
     assert not list((state_dir / "journal").glob("*.json"))
 
 
+def test_it_waits_for_an_instance_someone_else_holds(migctl: Cli, node: Path, tmp_path: Path) -> None:
+    import threading
+
+    from migctl.ops import leases
+
+    (whole,) = migctl("create", "-i", "0", "7g.40gb", "--json").json()["created"]
+    held = leases.try_acquire(whole["uuid"], command="someone else's job")
+    assert held is not None
+    threading.Timer(1.0, held.release).start()
+    path = jobs_file(tmp_path / "jobs.json", job("a", node, 0.1, memory="30GiB", work=0.1))
+    data = run_auto(migctl, path, "-i", "0")
+    (s,) = data["schedule"]
+    assert s["start_s"] >= 1.0 and s["gpu_instance_id"] == whole["gpu_instance_id"]  # reused once free
+    assert data["reshapes"] == []
+
+
+def test_a_reshape_that_keeps_failing_gives_the_jobs_up(
+    migctl: Cli, node: Path, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migctl.ops import autobatch
+
+    monkeypatch.setattr(autobatch, "RECHECK_S", 0.05)  # try again soon, give up after three tries
+    monkeypatch.setattr(autobatch, "MAX_IDLE_ROUNDS", 3)
+    path = jobs_file(tmp_path / "jobs.json", job("a", node, 0.1, memory="1GiB", work=0.1))
+    r = migctl(
+        "batch", "--auto", str(path), "-i", "0", "--logs", str(tmp_path / "logs"), "--json",
+        env={"MIGCTL_SIM_FAULTS": "create-gi=UNKNOWN"},
+    )
+    assert r.code == 1, r.err
+    data = r.json()
+    (j,) = data["jobs"]
+    assert j["status"] == "failed" and j["attempts"] == 0
+    assert j["reason"].startswith("could not be started in 3 tries: GPU 0:"), j["reason"]
+    assert [x["result"] for x in data["reshapes"]] == ["rolled_back"] * 3
+    assert migctl("status", "-i", "0", "--json").json()["gpus"][0]["gpu_instances"] == []
+    assert not list((state_dir / "journal").glob("*.json"))
+
+
 def test_mig_is_switched_on_for_the_batch_on_an_idle_gpu(migctl: Cli, node: Path, tmp_path: Path) -> None:
     migctl("mode", "disable", "-i", "1")
     # Planned at 20 s each (they end sooner): worth a mode change (about 5 s with the reset) rather than waiting.

@@ -40,8 +40,8 @@ from migctl.records.batch import BatchProgress
 #: How soon the node is looked at again after a reshape was refused or a lease was taken by
 #: someone else, and how often while an instance someone else uses is in the way.
 RECHECK_S = 2.0
-#: Rounds in a row that start nothing while none of the batch's jobs runs, before the waiting
-#: jobs are given up (a node that keeps failing, or that others hold forever, does not hang it).
+#: Rounds in a row that start nothing while none of the batch's jobs runs and nothing of others'
+#: is in the way (a reshape refused or failing each time...), before the waiting jobs are given up.
 MAX_IDLE_ROUNDS = 30
 #: The signals that stop a batch (blocked while it runs; :class:`Batch` takes them).
 _STOP = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -96,7 +96,8 @@ class AutoBatch(Batch):
         self._dirty = True
         self._recheck_at: float | None = None
         self._idle_rounds = 0
-        self._last_problem = ""
+        self._problem = ""  # what went wrong in the last round (a refused reshape, a lease lost...)
+        self._foreign = False  # in the last round, something the batch does not own was in the way
 
     # -- the node as the policy sees it --
 
@@ -136,22 +137,28 @@ class AutoBatch(Batch):
             return
         self._dirty = False
         self._recheck_at = None
+        self._problem = ""
+        self._foreign = False
         try:
             started = self._round()
         except MigctlError as exc:  # the node could not be read or changed: try again shortly
-            self._last_problem = exc.message
+            self._problem = exc.message
             started = False
+        if self._problem:
             self._recheck_at = time.monotonic() + RECHECK_S
-        if started or self.running:
+        if started or self.running or not self.pending:
             self._idle_rounds = 0
             return
+        if not self._problem and self._foreign:
+            return  # waiting for what others use, as batch waits for devices others hold
+        # Nothing runs, nothing started, and nothing of others' is in the way: a node that keeps
+        # failing (or a policy that starts nothing) must not hang the batch.
         self._idle_rounds += 1
-        if self._recheck_at is None:
-            self._recheck_at = time.monotonic() + RECHECK_S
+        self._recheck_at = time.monotonic() + RECHECK_S
         if self._idle_rounds >= MAX_IDLE_ROUNDS:
-            why = self._last_problem or "no instance it fits became free"
+            why = self._problem or "the scheduler started nothing on an idle node"
             for job in self.pending:
-                self._give_up(job, f"could not be started after {MAX_IDLE_ROUNDS} tries: {why}")
+                self._give_up(job, f"could not be started in {MAX_IDLE_ROUNDS} tries: {why}")
             self.pending = []
 
     def _give_up(self, job: _Job, reason: str) -> None:
@@ -160,7 +167,7 @@ class AutoBatch(Batch):
 
     def _round(self) -> bool:
         """Ask the policy and carry out what it says; whether any job started."""
-        states, foreign = self._states()
+        states, self._foreign = self._states()
         now = self._clock()
         decision = decide(
             states,
@@ -183,7 +190,7 @@ class AutoBatch(Batch):
             if s.gi_id is None and s.gpu in refused:
                 continue
             started |= self._start_on(by_name[s.job], s, devices)
-        if foreign and decision.waiting:
+        if self._foreign and decision.waiting:
             self._recheck_at = time.monotonic() + RECHECK_S
         # A start that failed may have put its job back at the queue's head: keep each job once.
         self.pending = [j for j in dict.fromkeys(self.pending) if j.status == "pending"]
@@ -197,8 +204,7 @@ class AutoBatch(Batch):
         self.reshapes += done
         refused = {r.gpu for r in done if r.result != "applied"}
         if refused:
-            self._last_problem = "; ".join(f"GPU {r.gpu}: {r.detail}" for r in done if r.result != "applied")
-            self._recheck_at = time.monotonic() + RECHECK_S
+            self._problem = "; ".join(f"GPU {r.gpu}: {r.detail}" for r in done if r.result != "applied")
         return refused
 
     def _device(self, s: Start, devices: dict[int, list[MigDeviceInfo]]) -> MigDeviceInfo | None:
@@ -219,13 +225,11 @@ class AutoBatch(Batch):
     def _start_on(self, job: _Job, s: Start, devices: dict[int, list[MigDeviceInfo]]) -> bool:
         dev = self._device(s, devices)
         if dev is None:
-            self._last_problem = f"GPU {s.gpu}: the instance chosen for {job.spec.name} is not there"
-            self._recheck_at = time.monotonic() + RECHECK_S
+            self._problem = f"GPU {s.gpu}: the instance chosen for {job.spec.name} is not there"
             return False
         found = self.launcher.try_lease(dev, " ".join(job.spec.argv), job=job.spec.name)
         if not isinstance(found, leases.Lease):
-            self._last_problem = f"{launch.label(dev)} was taken by someone else"
-            self._recheck_at = time.monotonic() + RECHECK_S
+            self._problem = f"{launch.label(dev)} was taken by someone else"
             return False
         self._start(job, dev, found)
         if job.status != "running" or job.child is None:

@@ -61,6 +61,11 @@ def scope(node: Node, gpus: str | None) -> list[Gpu]:
             continue
         if g.geometry().profiles:
             out.append(g)
+        elif gpus is not None:
+            raise UsageError(
+                f"-i {gpus}: GPU {g.index} lists no MIG profiles while MIG is off",
+                hint=f"switch MIG on first: migctl mode enable -i {g.index}",
+            )
     if not out:
         raise NotSupportedError(
             "no MIG-capable GPU to schedule on" + (f" among -i {gpus}" if gpus is not None else ""),
