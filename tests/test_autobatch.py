@@ -4,6 +4,8 @@ The node is a simulated A100-40GB (MIG on, no instances unless a test makes some
 through the CLI in-process (real child processes) and through ``migctl.Node.auto_batch``; what
 needs a real process (Ctrl-C, ``kill -9`` in the middle of a reshape) runs ``python -m migctl``.
 Each job writes the device variables it was given, so the tests check where jobs really ran.
+
+(A little over 400 lines: one command's behaviours, sharing the node fixture and job helpers.)
 """
 
 from __future__ import annotations
