@@ -32,7 +32,8 @@ from pathlib import Path
 
 from _common import print_table  # benchmarks/_common.py
 from _wipe import wipe_plan  # benchmarks/_wipe.py: the mig-parted baseline
-from migctl.config import GpuFacts, applies_to, select
+from migctl.config import GpuFacts, applies_to
+from migctl.config.select import select
 from migctl.core.geometry import GpuGeometry, Occupant
 from migctl.core.layout import ExistingInstance, Plan, TargetInstance
 from migctl.core.planner import plan

@@ -26,6 +26,7 @@ from migctl import sim
 from migctl.config import applies_to
 from migctl.core.planner import plan
 from migctl.device import Node, Nvml
+from migctl.device.simulated import simulated_platform
 from migctl.ops.apply import apply
 from migctl.ops.files import load_config_file
 from migctl.ops.plan import NodePlan, gpu_facts, plan_node
@@ -52,7 +53,9 @@ def main(argv: list[str]) -> int:
                 os.environ["MIGCTL_STATE_DIR"] = tmp
                 node_spec = f"{key}x{gpus}"
                 sim.reset(node_spec, tmp)
-                node = Node(Nvml(sim.open(node_spec, tmp, latency="none")))
+                lib, control = sim.open_both(node_spec, tmp, latency="none")
+                lib.nvmlInit()
+                node = Node(Nvml(lib, simulated_platform(lib, control)))
                 facts = [gpu_facts(node.gpus[0])]
 
                 names = [n for n in spec.names() if applies_to(spec, n, facts)[0]]

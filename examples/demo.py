@@ -70,7 +70,7 @@ def layouts() -> None:
     )
     migctl("plan", "-f", LAYOUTS, "-c", "balanced")
     step("Apply it: GPUs are independent transactions, applied concurrently")
-    migctl("apply", "-f", LAYOUTS, "-c", "balanced", show=False)
+    migctl("apply", "-f", LAYOUTS, "-c", "balanced")
     migctl("assert", "-f", LAYOUTS, "-c", "balanced")
     migctl("status", "-i", "0")
     step("Applying it again changes nothing (no NVML call that mutates)")
@@ -89,7 +89,7 @@ def layouts() -> None:
             "only what differs is destroyed and created, and a busy instance is never touched.",
         )
         migctl("plan", "-f", LAYOUTS, "-c", "inference", "-i", "0")
-        migctl("apply", "-f", LAYOUTS, "-c", "inference", "-i", "0", show=False)
+        migctl("apply", "-f", LAYOUTS, "-c", "inference", "-i", "0")
         migctl("status", "-i", "0")
         after = as_json("status", "-i", "0")["gpus"][0]
         kept = [c["uuid"] for g in after["gpu_instances"] for c in g["compute_instances"]]

@@ -15,7 +15,7 @@ after that, ``cuda:0`` is that MIG device.
     python examples/train_on_mig.py                       # any free MIG device
     python examples/train_on_mig.py --on 1g.12gb          # any free 1g.12gb
     python examples/train_on_mig.py --on MIG-1b24da31-838c-5294-b2b5-22ae3e5f0676
-    python examples/train_on_mig.py --on 0:11 --wait 600  # GPU 0, GPU instance 11; queue up to 10 min
+    python examples/train_on_mig.py --on 0:11 --queue 600  # GPU 0, GPU instance 11; queue up to 10 min
     migctl run --on 1g.12gb -- python examples/train_on_mig.py   # or let migctl run choose
     MIGCTL_SIM=h20x8 python examples/train_on_mig.py      # on the simulator (prints what it would do)
 
@@ -49,12 +49,14 @@ def run_sample_computation(torch: Any) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a PyTorch computation on one MIG device.")
     parser.add_argument("--on", metavar="TARGET", help="MIG-<uuid>, GPU:GI (0:11) or a profile (1g.12gb)")
-    parser.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait this long for a free one")
+    parser.add_argument(
+        "--queue", type=float, default=0, metavar="SECONDS", help="queue this long for a free one (migctl run --queue)"
+    )
     args = parser.parse_args(argv)
 
     # Step 1: choose and lease the MIG device, before CUDA initialises.
     try:
-        dev = use(args.on, wait=args.wait)
+        dev = use(args.on, wait=args.queue)
     except MigctlError as exc:
         print(f"cannot use a MIG device: {exc}", file=sys.stderr)
         return exc.exit_code

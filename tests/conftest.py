@@ -143,6 +143,16 @@ class Sim:
 SimFactory = Callable[..., Sim]
 
 
+def one_line_error(result: Result, code: int) -> str:
+    """A failure as the CLI promises it: the documented exit code, exactly one line on stderr
+    (``migctl: error: ...``), nothing on stdout, no traceback. Returns the line."""
+    assert result.code == code, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
+    assert result.out == "" and "Traceback" not in result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("migctl: error: "), result.err
+    return lines[0]
+
+
 @contextlib.contextmanager
 def running_on(
     s: Sim, *, uuid: str | None = None, gpu: int | None = None, memory_mib: int = 700

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from migctl.config import load_text, select
-from migctl.config.select import GpuFacts
+from migctl.config import load_text
+from migctl.config.select import GpuFacts, select
 from migctl.device import open_node
 from migctl.ops.files import load_config_file
 

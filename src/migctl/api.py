@@ -71,8 +71,20 @@ class Node:
     def select(self, gpus: Gpus = None) -> list[Gpu]:
         return self._node.select(None if gpus is None else str(gpus))
 
-    def status(self, gpus: Gpus = None) -> StatusReport:
-        """What ``migctl status`` shows (``--json`` prints this record)."""
+    def status(self, gpus: Gpus = None, *, utilization: bool = False) -> StatusReport:
+        """What ``migctl status`` shows (``--json`` prints this record).
+
+        ``utilization=True`` is ``status --util``: each GPU and GPU instance also carries its
+        utilization, measured over 0.2 s (GPM on Hopper and later; NVML's rate on a whole GPU;
+        ``source="n/a"`` with the reason elsewhere).
+
+        >>> node.status("0", utilization=True).gpus[0].gpu_instances[0].utilization.gpu_pct  # doctest: +SKIP
+        70.0
+        """
+        if utilization:
+            from migctl.ops.utilization import measured_status
+
+            return measured_status(self._node, self.select(gpus), leases.holder_records())
         return inspect.status(self._node, self.select(gpus), leases.holder_records())
 
     # -- lifecycle: mode, reset, create, create_ci, destroy ------------------------------------------
@@ -132,7 +144,7 @@ class Node:
     def create(
         self,
         *profiles: ProfileRequest | str,
-        gpus: Gpus = "0",
+        gpus: Gpus = None,
         placement: int | None = None,
         compute_instance: bool = True,
         wait_s: float | None = None,
@@ -145,7 +157,8 @@ class Node:
         [('2g.24gb', '0:2', 'MIG-'), ('1g.12gb', '2:1', 'MIG-'), ('1g.12gb', '3:1', 'MIG-')]
 
         ``profiles`` are :class:`~migctl.config.ProfileRequest` or the short form (``"1g.12gb:2"``,
-        ``"19"``, ``"1g.12gb,2g.24gb"``). ``placement`` pins a single GPU instance's start slice;
+        ``"19"``, ``"1g.12gb,2g.24gb"``). ``gpus`` as ``-i``: by default every GPU with MIG
+        enabled (docs/cli.md). ``placement`` pins a single GPU instance's start slice;
         ``compute_instance=False`` is ``-cgi`` without ``-C``.
 
         Returns:
@@ -158,10 +171,11 @@ class Node:
             ``details["rolled_back"]`` says whether completely). LockTimeoutError.
         """
         from migctl.ops.create import create
+        from migctl.ops.gpus import for_create
 
         return create(
             self._node,
-            self.select(gpus),
+            for_create(self._node, None if gpus is None else str(gpus)),
             self._requests(profiles),
             placement=placement,
             compute_instance=compute_instance,
@@ -205,8 +219,9 @@ class Node:
         >>> node.destroy(uuid=["MIG-..."])                      # doctest: +SKIP   that MIG device's CI
         >>> node.destroy(gpus=0, everything=True)               # doctest: +SKIP   everything on GPU 0
 
-        ``gi`` and ``ci`` (``(GI, CI)`` pairs) apply to ``gpus`` (default GPU 0, or every GPU with
-        ``everything``); ``uuid`` names MIG devices on any GPU.
+        ``gi`` and ``ci`` (``(GI, CI)`` pairs) apply to ``gpus``, which they need on a node with
+        several GPUs (the IDs repeat on each); ``everything`` takes every GPU unless ``gpus``
+        says which; ``uuid`` names MIG devices on any GPU (docs/cli.md).
 
         Returns:
             :class:`~migctl.records.lifecycle.DestroyReport`, in the order destroyed.
@@ -217,8 +232,15 @@ class Node:
             LockTimeoutError.
         """
         from migctl.ops.destroy import destroy
+        from migctl.ops.gpus import for_instance_ids
 
-        chosen = self.select(gpus) if (gpus is not None or everything) else ([] if uuid else self.select(0))
+        spec = None if gpus is None else str(gpus)
+        if gi or ci:
+            chosen = for_instance_ids(self._node, spec, "destroy")
+        elif uuid and gpus is None and not everything:
+            chosen = []  # MIG devices by UUID, on whichever GPU
+        else:
+            chosen = self.select(gpus)
         return destroy(self._node, chosen, gi_ids=gi, ci_ids=ci, uuids=uuid, everything=everything, wait_s=wait_s)
 
     # -- layouts: plan, apply, assert_, export, recover --------------------------------------------------
@@ -603,7 +625,7 @@ class Node:
         :class:`~migctl.errors.InUseError` naming the holders when no match is free in time.
 
         Replaces: ``nvidia-smi -L``, then ``CUDA_VISIBLE_DEVICES=MIG-<uuid> COMMAND`` by hand;
-        the CLI's ``migctl run --on TARGET [--wait [S]] -- COMMAND``.
+        the CLI's ``migctl run --on TARGET [--queue [S]] -- COMMAND``.
         """
         from migctl.config.target import parse_target
         from migctl.ops import run as run_ops

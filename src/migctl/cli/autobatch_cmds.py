@@ -31,7 +31,6 @@ def auto_batch(
     timeout: float | None,
     grace: float,
     max_parallel: int | None,
-    json_out: bool,
 ) -> None:
     from migctl.cli.run_views import LiveBatch
     from migctl.core.scheduler import OBJECTIVES, Objective
@@ -55,14 +54,14 @@ def auto_batch(
     node = STATE.node()
     scope = autojobs.scope(node, gpus)
     jobs = autojobs.load_auto_jobs(Path(args[0]), node, scope, retries=retries, timeout=timeout)
-    if sys.stdout.isatty() and not want_json(json_out):
+    if sys.stdout.isatty() and not want_json():
         with LiveBatch(consoles.out) as view:
             report = autobatch.run_auto_batch(
                 node, jobs, scope, objective=chosen, logs_dir=logs, grace_s=grace, on_progress=view.update
             )
     else:
         report = autobatch.run_auto_batch(node, jobs, scope, objective=chosen, logs_dir=logs, grace_s=grace)
-    emit(report, render_auto_batch, json_out)
+    emit(report, render_auto_batch)
     if report.summary.exit_code:
         raise typer.Exit(report.summary.exit_code)
 

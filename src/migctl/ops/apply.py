@@ -23,7 +23,7 @@ import pynvml
 from migctl.config.hooks import HooksSpec
 from migctl.device import Gpu, Node
 from migctl.errors import MigctlError, ResetRequiredError, UsageError, from_nvml
-from migctl.ops import journal
+from migctl.ops import history, journal
 from migctl.ops.busy import node_leases
 from migctl.ops.execute import converge, execute_plan
 from migctl.ops.hooks import HookError, HookResult, mig_parted_env, run_hook
@@ -147,4 +147,6 @@ def apply(
     fine = ("applied", "unchanged", "skipped", "pending") if skip_reset else ("applied", "unchanged", "skipped")
     done = all(o.result in fine for o in outcomes)
     exit_failed = any(h.point == "apply-exit" and h.exit_code != 0 for h in log)
-    return ApplyReport(node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log))
+    report = ApplyReport(node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log))
+    history.record_apply(report)  # for the exporter's migctl_last_apply_* (best effort)
+    return report

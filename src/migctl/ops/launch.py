@@ -221,14 +221,14 @@ def busy_error(busy: Sequence[BusyDevice], what: str) -> InUseError:
         b = busy[0]
         return InUseError(
             f"MIG device {b.uuid} is {leases.describe_holder(b.holder)}",
-            hint="wait for it with --wait [SECONDS], or pick another instance (migctl status shows who holds each)",
+            hint="wait for it with --queue [SECONDS], or pick another instance (migctl status shows who holds each)",
             holder=leases.holder_details(b.uuid, b.holder),
         )
     shown = "; ".join(f"{b.uuid} {leases.describe_holder(b.holder)}" for b in busy[:3])
     more = f"; and {len(busy) - 3} more" if len(busy) > 3 else ""
     return InUseError(
         f"all {len(busy)} MIG devices {what} are busy: {shown}{more}",
-        hint="wait for one with --wait [SECONDS], or pick another target (migctl status shows who holds each)",
+        hint="wait for one with --queue [SECONDS], or pick another target (migctl status shows who holds each)",
         holders=[leases.holder_details(b.uuid, b.holder) for b in busy],
     )
 

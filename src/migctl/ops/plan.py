@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from migctl.config import ConfigError, GpuFacts, MigConfigEntry, MigSpec
 from migctl.config import resolve as resolve_entry
-from migctl.config import select as select_config
+from migctl.config.select import select as select_config
 from migctl.core.geometry import GpuGeometry
 from migctl.core.layout import ExistingInstance, Plan, PlanRefusal, Target
 from migctl.core.planner import plan

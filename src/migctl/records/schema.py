@@ -18,7 +18,21 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.records import autobatch, batch, boot, doctor, errors, inspect, layouts, lifecycle, parity, run, schedulers
+from migctl.records import (
+    autobatch,
+    batch,
+    boot,
+    cli,
+    doctor,
+    errors,
+    inspect,
+    layouts,
+    lifecycle,
+    observe,
+    parity,
+    run,
+    schedulers,
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,17 @@ COMMANDS: tuple[CommandOutput, ...] = (
         "([scheduler.md](scheduler.md)).",
     ),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
+    CommandOutput(
+        "top",
+        inspect.StatusReport,
+        "`top --json`: one measured snapshot (the status with utilization, as `status --util`), then exit.",
+    ),
+    CommandOutput(
+        "exporter",
+        observe.ExporterStarted,
+        "Printed once the exporter listens (where, and how often it collects); it then serves until stopped.",
+    ),
+    CommandOutput("completion", cli.CompletionScript, "The shell completion script, as data."),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
 
