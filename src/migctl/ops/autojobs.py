@@ -23,6 +23,7 @@ from migctl.core.scheduler import GpuState, Job, decide
 from migctl.device import Gpu, Node
 from migctl.errors import NotSupportedError, UsageError
 from migctl.ops import child, launch
+from migctl.ops.gpus import for_reshape
 from migctl.ops.jobs import ReadyJob
 
 
@@ -47,18 +48,14 @@ class AutoJob:
 
 
 def scope(node: Node, gpus: str | None) -> list[Gpu]:
-    """The MIG-capable GPUs ``gpus`` (``-i``) names, each with profiles the driver reports.
+    """The MIG-capable GPUs ``gpus`` (``-i``) names (:func:`migctl.ops.gpus.for_reshape`), each
+    with profiles the driver reports.
 
     A chosen GPU that is not MIG-capable is a :class:`UsageError`; none at all is a
     :class:`NotSupportedError`.
     """
-    chosen = node.select(gpus)
     out = []
-    for g in chosen:
-        if g.mig_mode() is None:
-            if gpus is not None:
-                raise UsageError(f"-i {gpus}: GPU {g.index} ({g.name}) is not MIG-capable", hint="leave it out of -i")
-            continue
+    for g in for_reshape(node, gpus):
         if g.geometry().profiles:
             out.append(g)
         elif gpus is not None:
