@@ -44,6 +44,7 @@ Gpus = str | int | None
 
 if TYPE_CHECKING:  # the job-running operations are imported when first used
     from migctl.config.jobs import JobSpec
+    from migctl.records.autobatch import AutoBatchReport
     from migctl.records.batch import BatchProgress, BatchReport
     from migctl.records.doctor import DoctorReport
     from migctl.records.run import RunEvent, RunReport
@@ -759,6 +760,72 @@ class Node:
             logs_dir=None if logs_dir is None else Path(logs_dir),
             grace_s=grace_s,
             max_parallel=max_parallel,
+            on_progress=on_progress,
+        )
+
+    def auto_batch(
+        self,
+        jobs: Sequence[JobSpec] | str | os.PathLike[str],
+        *,
+        gpus: Gpus = None,
+        objective: str = "jct",
+        logs_dir: str | os.PathLike[str] | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        grace_s: float = 10.0,
+        on_progress: Callable[[BatchProgress], None] | None = None,
+    ) -> AutoBatchReport:
+        """Run a batch with migctl choosing each job's profile and reshaping idle MIG slices for it.
+
+        >>> from migctl.config.autojobs import needs
+        >>> from migctl.config.jobs import job
+        >>> report = node.auto_batch([
+        ...     job(["python", "bert.py"], auto=needs(model="bert", batch=4, work="20m")),
+        ...     job(["python", "etl.py"], auto=needs(memory="4GiB", work="5m")),
+        ... ], gpus="0-3")                                                          # doctest: +SKIP
+        >>> [(s.name, s.profile, s.end_s) for s in report.schedule]                 # doctest: +SKIP
+        [('job-1', '7g.40gb', 1201.3), ('job-2', '1g.5gb', 300.4)]
+
+        ``jobs``: :class:`~migctl.config.jobs.JobSpec` entries whose ``auto`` says what each
+        needs (:func:`~migctl.config.autojobs.needs`: ``memory``, ``work``, ``speeds`` or
+        ``times``, or a ``model`` from the speed table), or the path of a jobs file with those
+        keys (docs/scheduler.md). ``gpus``: the GPUs it may use and reshape (default every
+        MIG-capable one). ``objective``: ``"jct"`` (mean completion time) or ``"makespan"``.
+        The rest is as :meth:`batch`: the same leases, environment, logs, retries, timeouts and
+        SIGINT/SIGTERM handling. Instances it made stay when it ends.
+
+        Returns: an :class:`~migctl.records.autobatch.AutoBatchReport` (``jobs`` and ``summary``
+        as :meth:`batch` returns them, each job's profile, start, end and planned end, every
+        reshape).
+
+        Raises: :class:`~migctl.errors.UsageError` before anything runs or changes for a job
+        without memory or work, a model the speed table lacks, a job with a target, a job no
+        profile here can hold, a bad ``objective`` or ``gpus``;
+        :class:`~migctl.errors.NotSupportedError` without a MIG-capable GPU.
+
+        Replaces: choosing a MIG layout by hand (``nvidia-mig-parted apply``) and then handing
+        out ``CUDA_VISIBLE_DEVICES``; the CLI's ``migctl batch --auto JOBS.yaml``.
+        """
+        from pathlib import Path
+
+        from migctl.core.scheduler import OBJECTIVES
+        from migctl.ops import autobatch, autojobs
+
+        chosen = next((o for o in OBJECTIVES if o == objective), None)
+        if chosen is None:
+            raise UsageError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        scope = autojobs.scope(self._node, None if gpus is None else str(gpus))
+        if isinstance(jobs, (str, os.PathLike)):
+            ready = autojobs.load_auto_jobs(Path(jobs), self._node, scope, retries=retries, timeout=timeout)
+        else:
+            ready = autojobs.ready_auto(self._node, scope, list(jobs), retries=retries, timeout=timeout)
+        return autobatch.run_auto_batch(
+            self._node,
+            ready,
+            scope,
+            objective=chosen,
+            logs_dir=None if logs_dir is None else Path(logs_dir),
+            grace_s=grace_s,
             on_progress=on_progress,
         )
 

@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "checkpoint": ("parity_cmds", "Layouts", "Save the exact MIG state (mode, instances, placements) as JSON."),
     "restore": ("parity_cmds", "Layouts", "Bring checkpointed GPUs back to that exact state; never busy ones."),
     "run": ("run_cmds", "Run work", "Run a command on one MIG device, leased for its whole life."),
-    "batch": ("run_cmds", "Run work", "Run many jobs in parallel, each on its own MIG device."),
+    "batch": ("run_cmds", "Run work", "Run many jobs in parallel on MIG devices; --auto partitions the GPUs for them."),
     "doctor": ("run_cmds", "Run work", "Check that MIG and CUDA work here, with the fix for each problem."),
     "exporter": ("observe_cmds", "Services", "Serve Prometheus metrics with dcgm-exporter's names, per GPU instance."),
     "boot": ("boot_cmds", "Services", "Re-apply the recorded MIG layout at every boot (a systemd unit)."),

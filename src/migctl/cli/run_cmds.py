@@ -15,7 +15,7 @@ from typer import _click as click  # typer's own click (typer vendors it)
 from typer.core import TyperCommand
 
 from migctl.cli import run_args
-from migctl.cli.app import GPUS_OPTION, STATE, commands, consoles, emit, want_json, warn
+from migctl.cli.app import GPUS_HELP, GPUS_OPTION, STATE, commands, consoles, emit, want_json, warn
 from migctl.errors import Interrupted, MigctlError, UsageError
 from migctl.records import dumps
 
@@ -209,11 +209,26 @@ def batch(
         None, "--max-parallel", metavar="N", help="At most this many jobs at once (default: one per device).",
         show_default=False,
     ),
+    auto: bool = typer.Option(
+        False, "--auto", help="migctl picks each job's profile and reshapes idle MIG slices (see docs/scheduler.md).",
+        show_default=False,
+    ),
+    objective: str | None = typer.Option(
+        None, "--objective", metavar="jct|makespan", help="With --auto: what to minimise (default jct: mean JCT).",
+        show_default=False,
+    ),
+    gpus: str | None = typer.Option(
+        None, "-i", "--id", metavar="GPUS",
+        help="With --auto: the GPUs it may use and reshape. "
+        + GPUS_HELP.replace("all GPUs", "every MIG-capable GPU") + ".",
+        show_default=False,
+    ),
 ) -> None:
     """Run many jobs in parallel, each on its own MIG device as soon as one is free.
 
     \b
     migctl batch JOBS.yaml [--logs DIR] [--json]
+    migctl batch --auto JOBS.yaml [-i GPUS] [--objective jct|makespan]
     migctl batch --each-instance [--on TARGET] -- COMMAND [ARGS...]
 
     A failed attempt (non-zero exit, killed, OOM, timeout) frees its device at once and is
@@ -231,6 +246,14 @@ def batch(
         raise UsageError(f"--retries {retries}: expected a number of retries >= 0")
     if max_parallel is not None and max_parallel < 1:
         raise UsageError(f"--max-parallel {max_parallel}: expected at least 1")
+    if auto or objective is not None or gpus is not None:  # batch --auto: cli/autobatch_cmds.py
+        from migctl.cli.autobatch_cmds import auto_batch
+
+        auto_batch(
+            args, auto=auto, objective=objective, gpus=gpus, each_instance=each_instance, on=on, logs=logs,
+            retries=retries, timeout=timeout, grace=grace, max_parallel=max_parallel,
+        )
+        return
     node = STATE.node()
     if each_instance:
         if not args:

@@ -6,7 +6,9 @@ something else than the user meant, the rule says so here, once, for the CLI and
 * ``create`` without ``-i`` creates on every GPU with MIG enabled (on none: on all, so the
   operation says why each cannot);
 * GPU-instance IDs (``--gi``, ``--ci``, ``create-ci``, ``ci-profiles``) repeat on every GPU, so
-  a command that names them needs ``-i`` on a node with several GPUs.
+  a command that names them needs ``-i`` on a node with several GPUs;
+* ``batch --auto`` without ``-i`` may use and reshape every MIG-capable GPU (it skips the others,
+  as ``mode`` does); a GPU named with ``-i`` that is not MIG-capable is an error.
 
 The text of ``-i`` itself is parsed by :mod:`migctl.config.gpus` (through ``Node.select``).
 """
@@ -14,7 +16,7 @@ The text of ``-i`` itself is parsed by :mod:`migctl.config.gpus` (through ``Node
 from __future__ import annotations
 
 from migctl.device import Gpu, Node
-from migctl.errors import UsageError
+from migctl.errors import NotSupportedError, UsageError
 
 
 def for_create(node: Node, spec: str | None) -> list[Gpu]:
@@ -43,3 +45,21 @@ def one_gpu(node: Node, spec: str | None, command: str) -> Gpu:
     if len(chosen) != 1:
         raise UsageError(f"-i {spec}: {command} takes exactly one GPU")
     return chosen[0]
+
+
+def for_reshape(node: Node, spec: str | None) -> list[Gpu]:
+    """The GPUs ``batch --auto -i spec`` may use and reshape: those named (each MIG-capable), or
+    every MIG-capable GPU. None at all is a :class:`NotSupportedError`."""
+    chosen = node.select(spec)
+    out = []
+    for g in chosen:
+        if g.mig_mode() is not None:
+            out.append(g)
+        elif spec is not None:
+            raise UsageError(f"-i {spec}: GPU {g.index} ({g.name}) is not MIG-capable", hint="leave it out of -i")
+    if not out:
+        raise NotSupportedError(
+            "no MIG-capable GPU to schedule on" + (f" among -i {spec}" if spec is not None else ""),
+            hint="batch --auto needs GPUs whose driver lists MIG profiles (enable MIG on one: migctl mode enable -i N)",
+        )
+    return out

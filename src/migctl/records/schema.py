@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migctl.records import (
+    autobatch,
     batch,
     boot,
     cli,
@@ -102,6 +103,12 @@ COMMANDS: tuple[CommandOutput, ...] = (
         "this document (or its error) on **stderr** when the command ends, and `--record FILE` writes it to FILE.",
     ),
     CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
+    CommandOutput(
+        "batch --auto",
+        autobatch.AutoBatchReport,
+        "As `batch`, plus where the scheduler put each job and when, and every reshape "
+        "([scheduler.md](scheduler.md)).",
+    ),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
     CommandOutput(
         "top",
