@@ -10,21 +10,20 @@ profile of the chosen GPUs can hold (with the scheduler's reason).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from migctl.config.errors import ConfigError
-from migctl.config.jobs import JobsFile, JobSpec, parse_jobs, unique_names
+from migctl.config.jobs import JobsFile, JobSpec, parse_jobs
 from migctl.config.target import AnyDevice
 from migctl.core.geometry import GpuGeometry
 from migctl.core.scheduler import GpuState, Job, decide
 from migctl.device import Gpu, Node
 from migctl.errors import NotSupportedError, UsageError
-from migctl.ops import child, launch
+from migctl.ops import launch
 from migctl.ops.gpus import for_reshape
-from migctl.ops.jobs import ReadyJob
+from migctl.ops.jobs import Executables, ReadyJob, first_set, named_specs
 
 
 @dataclass(frozen=True)
@@ -104,23 +103,10 @@ def ready_auto(
 ) -> list[AutoJob]:
     """Check ``specs`` for ``--auto`` against ``gpus``. Problems are :class:`ConfigError` located in
     the file when ``located`` is the file they came from, else :class:`UsageError` naming the job."""
-    try:
-        names = unique_names(specs)
-    except ConfigError as exc:
-        raise UsageError(exc.message) from None
     geometries = [(g.index, g.geometry()) for g in gpus]
-    resolved: dict[tuple[str, str], str] = {}
+    executables = Executables()
     out: list[AutoJob] = []
-    for n, (spec, name) in enumerate(zip(specs, names, strict=True)):
-
-        def problem(keys: tuple[str, ...], message: str, n: int = n, name: str = name) -> Exception:
-            if located is not None:
-                return located.error(n, keys, message)
-            return UsageError(f"job {name!r}: {message}")
-
-        for key in spec.env:
-            if key in launch.DEVICE_ENV_NAMES:
-                raise problem(("env",), f"{key} is set by migctl for the device it picks; remove it")
+    for spec, name, problem in named_specs(specs, located):
         if not isinstance(spec.target, AnyDevice):
             raise problem(
                 ("target", "profile"),
@@ -160,15 +146,7 @@ def ready_auto(
         reason = _why_unfit(job.as_job(), geometries)
         if reason is not None:
             raise problem(("memory", "speeds", "times", "model"), f"no GPU here can run it: {reason}")
-        argv = tuple(spec.command)
-        search = spec.env.get("PATH", os.environ.get("PATH", os.defpath))
-        exe = resolved.get((argv[0], search))
-        if exe is None:
-            try:
-                exe = child.resolve_command(argv, {"PATH": search})
-            except UsageError as exc:
-                raise problem(("command",), exc.message) from None
-            resolved[(argv[0], search)] = exe
+        argv, exe = executables.resolve(spec, problem)
         ready = ReadyJob(
             name=name,
             argv=argv,
@@ -176,7 +154,7 @@ def ready_auto(
             any_device=True,
             executable=exe,
             env=dict(spec.env),
-            retries=next(v for v in (spec.retries, retries, 0) if v is not None),
+            retries=first_set(spec.retries, retries, 0),
             timeout=spec.timeout if spec.timeout is not None else timeout,
         )
         out.append(AutoJob(ready, memory, work, tuple(speeds), model))

@@ -8,7 +8,7 @@ typo fails at once, with the file and line when the jobs came from a file, leasi
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,13 +65,48 @@ def ready(
     devices = launch.inventory(node)
     if not devices:
         raise launch.no_mig_devices()
+    matched: dict[Target, list[MigDeviceInfo]] = {}
+    executables = Executables()
+    out: list[ReadyJob] = []
+    for spec, name, problem in named_specs(specs, located):
+        try:
+            candidates = matched.get(spec.target) or matched.setdefault(
+                spec.target, launch.match_target(spec.target, devices)
+            )
+        except UsageError as exc:
+            raise problem(("target", "profile"), str(exc)) from None
+        argv, exe = executables.resolve(spec, problem)
+        out.append(
+            ReadyJob(
+                name=name,
+                argv=argv,
+                candidates=tuple(candidates),
+                any_device=isinstance(spec.target, AnyDevice),
+                executable=exe,
+                env=dict(spec.env),
+                retries=first_set(spec.retries, retries, 0),
+                timeout=spec.timeout if spec.timeout is not None else timeout,
+            )
+        )
+    return out
+
+
+def first_set(*values: int | None) -> int:
+    """The first of ``values`` that is set (a job's own, then the batch's default, then 0)."""
+    return next(v for v in values if v is not None)
+
+
+Problem = Callable[[tuple[str, ...], str], Exception]
+"""Builds the error for a job's ``keys``: located in its file (line and key) when it came from one."""
+
+
+def named_specs(specs: Sequence[JobSpec], located: JobsFile | None) -> Iterator[tuple[JobSpec, str, Problem]]:
+    """Each job with its unique name and how to report a problem with it, refusing first what every
+    batch refuses: duplicate names, and an ``env`` that sets what migctl sets for the device."""
     try:
         names = unique_names(specs)
     except ConfigError as exc:
         raise UsageError(exc.message) from None
-    matched: dict[Target, list[MigDeviceInfo]] = {}
-    resolved: dict[tuple[str, str], str] = {}
-    out: list[ReadyJob] = []
     for n, (spec, name) in enumerate(zip(specs, names, strict=True)):
 
         def problem(keys: tuple[str, ...], message: str, n: int = n, name: str = name) -> Exception:
@@ -82,38 +117,27 @@ def ready(
         for key in spec.env:
             if key in launch.DEVICE_ENV_NAMES:
                 raise problem(("env",), f"{key} is set by migctl for the device it picks; remove it")
-        try:
-            candidates = matched.get(spec.target) or matched.setdefault(
-                spec.target, launch.match_target(spec.target, devices)
-            )
-        except UsageError as exc:
-            raise problem(("target", "profile"), str(exc)) from None
+        yield spec, name, problem
+
+
+class Executables:
+    """Jobs' commands looked up in ``PATH`` (the job's own when its ``env`` sets one), once per command and ``PATH``."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str], str] = {}
+
+    def resolve(self, spec: JobSpec, problem: Problem) -> tuple[tuple[str, ...], str]:
+        """``spec``'s argv and the executable it runs; a command not found is ``problem(("command",), ...)``."""
         argv = tuple(spec.command)
         search = spec.env.get("PATH", os.environ.get("PATH", os.defpath))
-        exe = resolved.get((argv[0], search)) if argv else None
+        exe = self._found.get((argv[0], search)) if argv else None
         if exe is None:
             try:
                 exe = child.resolve_command(argv, {"PATH": search})
             except UsageError as exc:
                 raise problem(("command",), exc.message) from None
-            resolved[(argv[0], search)] = exe
-        out.append(
-            ReadyJob(
-                name=name,
-                argv=argv,
-                candidates=tuple(candidates),
-                any_device=isinstance(spec.target, AnyDevice),
-                executable=exe,
-                env=dict(spec.env),
-                retries=_first(spec.retries, retries, 0),
-                timeout=spec.timeout if spec.timeout is not None else timeout,
-            )
-        )
-    return out
-
-
-def _first(*values: int | None) -> int:
-    return next(v for v in values if v is not None)
+            self._found[(argv[0], search)] = exe
+        return argv, exe
 
 
 def each_instance(
