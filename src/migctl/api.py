@@ -52,12 +52,19 @@ class Node:
     """One machine's MIG GPUs. ``sim="h20x8"`` uses the simulator; omit it on real hardware.
 
     ``state_dir`` sets ``MIGCTL_STATE_DIR`` for this process (locks, leases, journals and the
-    simulated node live there).
+    simulated node live there). A simulated node without ``state_dir`` (and without
+    ``MIGCTL_STATE_DIR``) lives in the per-user state directory, never in a system path such as
+    ``/var/lib/migctl``, even for root; that directory then becomes this process's
+    ``MIGCTL_STATE_DIR``, so its locks, leases and journals are the simulated node's.
     """
 
     def __init__(self, sim: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> None:
         if state_dir is not None:
             os.environ["MIGCTL_STATE_DIR"] = str(state_dir)
+        elif sim is not None and not os.environ.get("MIGCTL_STATE_DIR"):
+            from migctl.paths import user_state_dir
+
+            os.environ["MIGCTL_STATE_DIR"] = str(user_state_dir())
         self._node = open_node(sim)
 
     @property

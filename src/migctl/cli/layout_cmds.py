@@ -98,10 +98,10 @@ def apply_cmd(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Apply a layout: mode changes, then per GPU destroy/create, each GPU a transaction."""
-    from migctl.ops import journal
     from migctl.ops.apply import apply
     from migctl.ops.files import load_hooks_file
     from migctl.ops.hooks import mig_parted_env
+    from migctl.ops.journal import left_behind
     from migctl.ops.plan import plan_report
 
     np = _node_plan(file, name, layout, gpus)
@@ -112,7 +112,7 @@ def apply_cmd(
     env = mig_parted_env(file or "--layout", np.config, hooks_file=hooks_file or "")
     if not want_json(json_out):
         console = consoles.out
-        interrupted = sorted({int(j["gpu"]) for j in journal.pending()})
+        interrupted = sorted({c.gpu for c in left_behind() if c.gpu is not None and c.state != "in_progress"})
         if interrupted:
             # apply first finishes (or rolls back) the interrupted apply, then plans again; this
             # plan was made from the half-applied state, so it may overstate what remains to do.
@@ -123,10 +123,25 @@ def apply_cmd(
         render_plan(console, plan_report(np))
     report = apply(STATE.node(), np, hooks=hooks, hook_env=env, parallel=not sequential, wait_s=wait)
     emit(report, render_apply, json_out)
+    if report.interrupted and not want_json(json_out):
+        consoles.err.print(f"migctl: interrupted by {report.interrupted}: each GPU ended as shown above")
     if not report.ok:
-        results = {o.result for o in report.gpus}
-        pending_only = "pending" in results and results <= {"pending", "applied", "unchanged", "skipped"}
-        raise typer.Exit(7 if pending_only else 1)
+        raise typer.Exit(apply_exit_code(report))
+
+
+def apply_exit_code(report: ApplyReport) -> int:
+    """130 when interrupted; 6 when a GPU needed permissions this user lacks; 7 when only mode
+    changes wait for a reset; else 1."""
+    from migctl.errors import EXIT_CODES
+
+    if report.interrupted:
+        return EXIT_CODES["interrupted"]
+    errors = {o.error for o in report.gpus if o.result in ("rolled_back", "failed")}
+    if "permission_denied" in errors:
+        return EXIT_CODES["permission_denied"]
+    results = {o.result for o in report.gpus}
+    pending_only = "pending" in results and results <= {"pending", "applied", "unchanged", "skipped"}
+    return 7 if pending_only else 1
 
 
 @app.command("assert")
@@ -184,6 +199,12 @@ def recover(wait: float = WAIT_OPTION, json_out: bool = JSON_OPTION) -> None:
 
     report = recover_node(STATE.node(), wait_s=wait)
     emit(report, render_recover, json_out)
+    if report.interrupted:
+        if not want_json(json_out):
+            consoles.err.print(f"migctl: interrupted by {report.interrupted}: journals not yet handled are kept")
+        raise typer.Exit(130)
+    if any(r.result == "damaged" for r in report.recovered):
+        raise typer.Exit(11)
     if any(r.result == "failed" for r in report.recovered):
         raise typer.Exit(1)
 

@@ -38,7 +38,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run migctl; returns (and, as a console script, exits with) the documented exit code."""
+    from migctl.ops.cancel import reset_step_count
+
     args = list(sys.argv[1:] if argv is None else argv)
+    reset_step_count()
     STATE.reset(args)
     consoles.reset()
     cli = typer.main.get_command(app)
@@ -67,11 +70,17 @@ def run(argv: list[str] | None = None) -> int:
         consoles.err.print("migctl: interrupted")
         code = 130
     except Exception as exc:
-        if STATE.debug:
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+            # a file the user, a crash or a full disk made unusable: name it, never "internal error"
+            from migctl.ops.statefiles import os_error
+
+            code = _fail(os_error(exc, exc.filename or "a file", "use"))
+        elif STATE.debug:
             raise
-        code = _fail(
-            MigctlError(f"internal error: {type(exc).__name__}: {exc}", hint="rerun with --debug and report it")
-        )
+        else:
+            code = _fail(
+                MigctlError(f"internal error: {type(exc).__name__}: {exc}", hint="rerun with --debug and report it")
+            )
     finally:
         STATE.reset([])
         signal.signal(signal.SIGTERM, previous)

@@ -25,13 +25,15 @@ import re
 
 from migctl.config.document import Document, validate
 from migctl.config.errors import ConfigError
+from migctl.config.requests import MAX_COUNT
 from migctl.config.spec import MigConfigEntry, normalize_profile
 
 SOURCE = "--layout"
 
 _ITEM = re.compile(
-    r"\s*(?P<profile>[^\s:@\[\],]+)\s*(?::\s*(?P<count>\d+))?\s*(?:@\s*(?P<start>\d+))?"
-    r"\s*(?:\[(?P<compute>[^\[\]]*)\])?\s*"
+    r"\s*(?P<profile>[^\s:@\[\],]+)\s*(?::\s*(?P<count>[0-9]{1,6}))?\s*(?:@\s*(?P<start>[0-9]{1,6}))?"
+    r"\s*(?:\[(?P<compute>[^\[\]]*)\])?\s*",
+    re.ASCII,
 )
 
 
@@ -62,6 +64,12 @@ def parse_layout(text: str, source: str = SOURCE) -> MigConfigEntry:
         name, count = normalize_profile(m["profile"]), int(m["count"] or 1)
         if count < 1:
             raise ConfigError("count must be at least 1", source=source, key=item.strip())
+        if count > MAX_COUNT or counts.get(name, 0) + count > MAX_COUNT:
+            raise ConfigError(
+                f"count must be at most {MAX_COUNT} (no GPU holds more instances of a profile)",
+                source=source,
+                key=item.strip(),
+            )
         if m["start"] is not None and count != 1:
             raise ConfigError("a pinned (@START) item stands for one instance", source=source,
                               key=item.strip())

@@ -64,7 +64,7 @@ class Node:
                     raise UsageError(f"-i {spec}: no GPU has UUID {part}", hint="list them with: migctl devices")
                 chosen.extend(match)
                 continue
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            m = re.fullmatch(r"([0-9]{1,6})(?:-([0-9]{1,6}))?", part, re.ASCII)
             if m is None:
                 raise UsageError(
                     f"-i {spec}: {part!r} is not a GPU index, range or UUID",

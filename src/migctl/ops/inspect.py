@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pynvml
+
 from migctl.core.geometry import Occupant
 from migctl.device import Gpu, Node, ProcessInfo
 from migctl.errors import NotSupportedError, UsageError
@@ -56,7 +58,13 @@ def gpu_status(gpu: Gpu, holders: Mapping[str, Holder] | None = None) -> GpuStat
     """One GPU for ``migctl status``. ``holders`` maps MIG UUID -> lease holder (``migctl run``)."""
     mode = gpu.mig_mode()
     total, used = gpu.memory_mib()
-    procs = [process_record(p) for p in gpu.processes()]
+    try:
+        procs = [process_record(p) for p in gpu.processes()]
+        known = True
+    except pynvml.NVMLError as exc:
+        if exc.value != pynvml.NVML_ERROR_NO_PERMISSION:
+            raise
+        procs, known = [], False  # show what can be shown; the processes are unknown, not absent
     held = holders or {}
     instances = tuple(
         GpuInstanceStatus(
@@ -93,12 +101,20 @@ def gpu_status(gpu: Gpu, holders: Mapping[str, Holder] | None = None) -> GpuStat
         slices=_span(gpu) if mode is not None else 0,
         gpu_instances=instances,
         processes=tuple(procs),
+        processes_known=known,
     )
 
 
 def status(node: Node, gpus: Sequence[Gpu], holders: Mapping[str, Holder] | None = None) -> StatusReport:
-    """``migctl status`` (``nvidia-smi`` plus ``mig -lgi``/``-lci``): every GPU, its instances and users."""
-    return StatusReport(simulated=node.is_simulator, gpus=tuple(gpu_status(g, holders) for g in gpus))
+    """``migctl status`` (``nvidia-smi`` plus ``mig -lgi``/``-lci``): every GPU, its instances and users,
+    and the GPUs an interrupted change left part-way (see :func:`migctl.ops.recover.interrupted`)."""
+    from migctl.ops.journal import left_behind
+
+    return StatusReport(
+        simulated=node.is_simulator,
+        gpus=tuple(gpu_status(g, holders) for g in gpus),
+        interrupted=left_behind(len(node.gpus)),
+    )
 
 
 def profiles(gpus: Sequence[Gpu]) -> ProfilesReport:

@@ -260,7 +260,9 @@ def acquire(
     for as long as it takes; a number waits up to that many seconds. ``on_wait(busy)`` is called
     once when waiting starts (to say so).
     """
-    deadline = None if wait is None else time.monotonic() + max(0.0, wait)
+    if wait is not None and (wait != wait or wait < 0):  # nan
+        raise UsageError(f"wait {wait!r}: expected a number of seconds >= 0, or None to wait as long as needed")
+    deadline = None if wait is None or wait == float("inf") else time.monotonic() + wait
     told = False
     while True:
         busy: list[BusyDevice] = []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from migctl.core.geometry import Placement
 from migctl.records.base import Record
-from migctl.records.common import Holder, ProcessRecord
+from migctl.records.common import Holder, InterruptedChange, ProcessRecord
 
 # -- status ----------------------------------------------------------------------------------------
 
@@ -76,6 +76,9 @@ class GpuStatus(Record):
     gpu_instances: tuple[GpuInstanceStatus, ...]
     processes: tuple[ProcessRecord, ...]
     """Every compute process on the GPU and its MIG devices."""
+    processes_known: bool = True
+    """``false`` when the driver would not list the processes (e.g. ``NVML_ERROR_NO_PERMISSION`` for a
+    user without access): ``processes`` is then empty because it is unknown, not because none run."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ class StatusReport(Record):
     simulated: bool
     """Whether this node is the simulator."""
     gpus: tuple[GpuStatus, ...]
+    interrupted: tuple[InterruptedChange, ...] = ()
+    """Changes a crash or ``kill -9`` left part-way (their GPUs may be in neither layout until
+    ``migctl recover``), cancelled changes whose undo did not complete, damaged journals, and a
+    change in progress right now."""
 
 
 # -- profiles and placements -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from migctl.core.geometry import Placement
 from migctl.records.base import Record
-from migctl.records.common import GpuDifferences
+from migctl.records.common import GpuDifferences, InterruptedChange
 from migctl.records.errors import ErrorReport
 
 # -- plan ------------------------------------------------------------------------------------------
@@ -93,6 +93,7 @@ class PlanReport(Record):
 # -- apply and recover -------------------------------------------------------------------------------
 
 GpuResult = Literal["unchanged", "applied", "rolled_back", "failed", "skipped", "pending"]
+RecoverResult = Literal["finished", "rolled_back", "failed", "damaged"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class GpuOutcome(Record):
     created: int
     kept: int
     seconds: float
+    error: str | None = None
+    """Why it was not applied, as the error kind (``permission_denied``, ``in_use``, ``interrupted``...;
+    see the error document); ``null`` when applied."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,11 @@ class RecoveredGpu(Record):
     """An apply (or create) that a crash interrupted, finished or rolled back."""
 
     gpu: int
-    result: Literal["finished", "rolled_back", "failed"]
+    result: RecoverResult
+    """``finished``: it got the layout the interrupted command was applying; ``rolled_back``: it is back
+    to the layout before (always so for a change the user cancelled); ``failed``: neither worked, the
+    journal is kept; ``damaged``: the journal could not be read, was moved aside (``detail`` names both
+    files) and the GPU was left alone."""
     detail: str
 
 
@@ -142,6 +150,9 @@ class ApplyReport(Record):
     """Interrupted applies finished or rolled back first."""
     gpus: tuple[GpuOutcome, ...]
     hooks: tuple[HookRun, ...]
+    interrupted: str | None = None
+    """``SIGINT``/``SIGTERM`` when the apply was stopped (exit 130): GPUs already applied keep their
+    new layout, the GPU in progress was rolled back, the rest were not touched; ``null`` otherwise."""
 
     @property
     def exit_hook_failed(self) -> bool:
@@ -153,6 +164,9 @@ class RecoverReport(Record):
     """``migctl recover``."""
 
     recovered: tuple[RecoveredGpu, ...]
+    interrupted: str | None = None
+    """``SIGINT``/``SIGTERM`` when recover itself was stopped (exit 130): the GPU it was on was rolled
+    back; journals not yet handled are left for the next ``recover``."""
 
 
 # -- assert ------------------------------------------------------------------------------------------
@@ -165,6 +179,9 @@ class AssertReport(Record):
     config: str
     matches: bool
     gpus: tuple[GpuDifferences, ...]
+    interrupted: tuple[InterruptedChange, ...] = ()
+    """Changes a crash left part-way on the asserted GPUs (each also fails its GPU, naming
+    ``migctl recover``)."""
 
 
 # -- export ------------------------------------------------------------------------------------------
