@@ -79,13 +79,16 @@ def _fix(origin: str) -> str:
 def ensure_state_dir(path: Path, origin: str = "MIGCTL_STATE_DIR") -> Path:
     """``path`` made (0700) or checked as described in the module doc."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.mkdir(path, 0o700)
+        try:
+            os.mkdir(path, 0o700)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(path, 0o700)
     except FileExistsError:
         pass
     except PermissionError:
         raise PermissionDeniedError(
-            f"cannot create the state directory {path} ({origin}): permission denied",
+            f"cannot create or reach the state directory {path} ({origin}): permission denied",
             hint=f"run as root, {_fix(origin)}",
         ) from None
     except OSError as exc:

@@ -31,7 +31,7 @@ from migctl.config.spec import MigConfigEntry, normalize_profile
 SOURCE = "--layout"
 
 _ITEM = re.compile(
-    r"\s*(?P<profile>[^\s:@\[\],]+)\s*(?::\s*(?P<count>[0-9]{1,6}))?\s*(?:@\s*(?P<start>[0-9]{1,6}))?"
+    r"\s*(?P<profile>[^\s:@\[\],]+)\s*(?::\s*(?P<count>[0-9]+))?\s*(?:@\s*(?P<start>[0-9]{1,6}))?"
     r"\s*(?:\[(?P<compute>[^\[\]]*)\])?\s*",
     re.ASCII,
 )
@@ -61,6 +61,8 @@ def parse_layout(text: str, source: str = SOURCE) -> MigConfigEntry:
         if m is None:
             raise ConfigError("expected PROFILE[:COUNT][@START][[CI,...]], e.g. 3g.48gb@4[1c,1c,1c]",
                               source=source, key=item.strip() or "(empty item)")
+        if m["count"] is not None and len(m["count"].lstrip("0")) > 3:  # before int(): no 5000-digit parse
+            raise ConfigError(f"count must be at most {MAX_COUNT}", source=source, key=item.strip())
         name, count = normalize_profile(m["profile"]), int(m["count"] or 1)
         if count < 1:
             raise ConfigError("count must be at least 1", source=source, key=item.strip())

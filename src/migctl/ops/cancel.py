@@ -16,7 +16,8 @@ suite can stop a command at an exact step instead of by timing luck:
 
 * ``MIGCTL_STEP_LOG=FILE``: append each step's description to FILE, one line per step.
 * ``MIGCTL_FAULT_STEP=N:SIGNAL``: at the N-th step of this process (counted from 1, across
-  threads), send itself ``SIGNAL`` (``KILL``, ``TERM`` or ``INT``) just before the step.
+  threads), send itself ``SIGNAL`` (``KILL``, ``TERM``, ``INT``, or ``STOP`` to freeze there
+  until a ``SIGCONT``, so a test can race another command against that exact step).
 """
 
 from __future__ import annotations
@@ -154,8 +155,11 @@ def _test_hooks(what: str) -> None:
     at, _, sig = rule.partition(":")
     if not at.isascii() or not at.isdigit() or int(at) != n:
         return
-    signum = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}.get(sig.upper(), signal.SIGKILL)
+    signals = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT, "STOP": signal.SIGSTOP}
+    signum = signals.get(sig.upper(), signal.SIGKILL)
     os.kill(os.getpid(), signum)
+    if signum == signal.SIGSTOP:
+        return
     # A handler runs in the main thread; wait until it has seen the signal, so the stop lands at
     # exactly this step whichever thread got here.
     deadline = time.monotonic() + 5

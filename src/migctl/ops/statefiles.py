@@ -39,7 +39,7 @@ def os_error(exc: OSError, path: Path | str, doing: str) -> MigctlError:
     if isinstance(exc, (IsADirectoryError, NotADirectoryError, FileExistsError)) or exc.errno == errno.ELOOP:
         return StateError(
             f"cannot {doing} {path}: {why}: something else is in the place of migctl's file",
-            hint=f"move {path} out of the way (no migctl is running when nothing holds the host lock)",
+            hint=f"move {path} out of the way while no migctl command runs; migctl makes a new one",
         )
     return StateError(f"cannot {doing} {path}: {why}", hint=f"check {path} and its file system")
 
