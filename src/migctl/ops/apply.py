@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pynvml
 
@@ -60,7 +61,10 @@ def _apply_gpu(gpu: Gpu, g: GpuPlan, config: str, claim: Claim) -> GpuOutcome:
         kept = len(g.plan.keep) if g.plan else 0
         return GpuOutcome(g.gpu, "unchanged", "already matches", 0, 0, kept, 0.0)
     before = journal.pinned(g.mig_before, g.before)
-    path = journal.write(g.gpu, config, g.target, before)
+    try:
+        path = journal.write(g.gpu, config, g.target, before)
+    except MigctlError as exc:  # a full disk, a damaged folder: nothing was done to this GPU
+        return outcome("rolled_back", f"not changed: {exc}", error=exc.kind)
     progress = cancel.Progress()
     try:
         if g.mode_change is not None or g.plan is None:
@@ -77,10 +81,10 @@ def _apply_gpu(gpu: Gpu, g: GpuPlan, config: str, claim: Claim) -> GpuOutcome:
             # on it). Keep it pending, as `migctl mode` does: rolling back would cancel it, and
             # the hint (stop them, reset, apply again) and exit 7 would describe a state that
             # no longer exists.
-            journal.remove(path)
+            _forget(path)
             return outcome("pending", str(err), error=err.kind)
         if stopped and not progress.changed:
-            journal.remove(path)
+            _forget(path)
             detail = f"interrupted by {exc} before any change; left as it was"
             return outcome("rolled_back", detail, error="interrupted")
         why = f"interrupted by {exc}" if stopped else str(err)
@@ -96,14 +100,21 @@ def _apply_gpu(gpu: Gpu, g: GpuPlan, config: str, claim: Claim) -> GpuOutcome:
                     "run migctl recover (it rolls the GPU back)" + ("" if stopped else " or finishes the apply"),
                     error=err.kind if not stopped else "interrupted",
                 )
-        journal.remove(path)
+        _forget(path)
         return outcome(
             "rolled_back", f"{why}; GPU {g.gpu} was rolled back to its previous layout", error=err.kind
         )
     finally:
         claim.release()
-    journal.remove(path)
+    _forget(path)
     return outcome("applied", "", len(done.destroy), len(done.create), len(done.keep))
+
+
+def _forget(path: Path) -> None:
+    """The GPU is done or rolled back: drop its journal (one left behind is only ever a no-op for
+    ``recover``, which converges on the layout the GPU has)."""
+    with contextlib.suppress(MigctlError):
+        journal.remove(path)
 
 
 def _runs(results: list[HookResult]) -> list[HookRun]:
@@ -167,7 +178,11 @@ def apply(
             lock = threading.Lock()
 
             def one(g: GpuPlan) -> GpuOutcome:
-                outcome = _apply_gpu(node.gpus[g.gpu], g, node_plan.config, claims[g.gpu])
+                try:
+                    outcome = _apply_gpu(node.gpus[g.gpu], g, node_plan.config, claims[g.gpu])
+                except Exception as exc:  # never lose the other GPUs' outcomes over one GPU's surprise
+                    detail = f"{as_error(exc, f'applying on GPU {g.gpu}')}; run migctl recover, then check it"
+                    outcome = GpuOutcome(g.gpu, "failed", detail, 0, 0, 0, 0.0, "error")
                 if on_progress is not None:
                     with lock:
                         on_progress(outcome)

@@ -217,8 +217,11 @@ def _create_error(exc: Exception, note: str, complete: bool) -> MigctlError:
 
 def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: bool, undo: Undo) -> CreatedInstance:
     cancel.checkpoint(f"create GI {prof.name} at {where} on GPU {gpu.index}")
+    def made_gi() -> GpuInstance | None:
+        return next((g for g in gpu.gpu_instances() if g.placement == where and g.profile_id == prof.id), None)
+
     try:
-        gi = undo.create(partial(gpu.create_gpu_instance, prof.id, where))
+        gi = undo.create(partial(gpu.create_gpu_instance, prof.id, where), made_gi)
     except pynvml.NVMLError as exc:
         raise _Failed(exc, f"creating {prof.name} at {where} on GPU {gpu.index}", gpu) from None
     if not compute_instance:
@@ -228,7 +231,11 @@ def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: b
     try:
         if default is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
-        ci = undo.create(partial(gi.create_compute_instance, default.id))
+
+        def made_ci() -> ComputeInstance | None:  # a fresh GI: any compute instance in it is the one made
+            return next(iter(gi.compute_instances()), None)
+
+        ci = undo.create(partial(gi.create_compute_instance, default.id), made_ci)
     except pynvml.NVMLError as exc:
         raise _Failed(exc, f"creating the compute instance in GI {gi.id} on GPU {gpu.index}", gpu) from None
     return CreatedInstance(gpu.index, gi.id, prof.name, prof.id, where, ci.id, ci.profile, ci.uuid)
@@ -298,7 +305,7 @@ def create_ci(
             for prof, at in zip(wanted, where, strict=True):
                 cancel.checkpoint(f"create CI {prof.name} at {at} in GI {gi_id} on GPU {gpu.index}")
                 try:
-                    ci = undo.create(partial(gi.create_compute_instance, prof.id, at))
+                    ci = undo.create(partial(gi.create_compute_instance, prof.id, at), partial(_ci_at, gi, prof.id, at))
                 except pynvml.NVMLError as exc:
                     raise _Failed(exc, f"creating {prof.name} in GI {gi_id} on GPU {gpu.index}", gpu) from None
                 made.append(_created_ci(gpu, gi, ci))
@@ -306,6 +313,11 @@ def create_ci(
             note, complete = undo.note([gpu.index])
             raise _create_error(exc, note, complete) from None
         return CreateReport(tuple(made))
+
+
+def _ci_at(gi: GpuInstance, profile_id: int, at: Placement) -> ComputeInstance | None:
+    """The compute instance at ``at`` (a create reported as failed may have made it)."""
+    return next((c for c in gi.compute_instances() if c.placement == at and c.profile_id == profile_id), None)
 
 
 def _created_ci(gpu: Gpu, gi: GpuInstance, ci: ComputeInstance) -> CreatedInstance:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import pynvml
 
@@ -130,10 +132,11 @@ def destroy(
                 + "; ".join(f"{u}: {describe_lease(h)}" for u, h in blocked),
                 hint="stop those processes first; nothing was destroyed",
             )
-        journals = _journal(doomed, what)
+        journals: dict[Path, tuple[int, Target, Target]] = {}
         done: list[DestroyedInstance] = []
         gone: list[_Gone] = []
         try:
+            _journal(doomed, what, journals)
             _destroy_all(doomed, claim, done, gone)
         except Exception as exc:  # all or nothing: put back what was destroyed
             note, complete = _undo(gone)
@@ -166,22 +169,54 @@ def _destroy_all(doomed: _Doomed, claim: Claim, done: list[DestroyedInstance], g
         who = claim.users(gpu, gi, [ci], only_ci=ci.id)  # its processes, right before it goes
         if who:
             raise InUseError(f"CI {gi.id}:{ci.id} on GPU {gpu.index} came into use: {', '.join(who)}")
-        _nvml(f"destroying CI {gi.id}:{ci.id} on GPU {gpu.index}", ci.destroy)
-        claim.destroyed([ci.uuid])
-        gone.append(_Gone(gpu, gi.id, ci.profile_id, ci.placement, True))
-        done.append(DestroyedInstance(gpu.index, gi.id, ci.id, ci.profile, ci.uuid))
+        try:
+            ci.destroy()
+        except pynvml.NVMLError as exc:
+            if _gone_after_all(partial(_has_ci, gi, ci.id)):
+                _record_ci(gpu, gi, ci, claim, done, gone)  # it went: the undo must make it again
+            raise from_nvml(exc, f"destroying CI {gi.id}:{ci.id} on GPU {gpu.index}") from None
+        _record_ci(gpu, gi, ci, claim, done, gone)
     for gpu, gi in doomed.gis:
         cancel.checkpoint(f"destroy GI {gi.id} on GPU {gpu.index}")
-        _nvml(f"destroying GI {gi.id} on GPU {gpu.index}", gi.destroy)
+        try:
+            gi.destroy()
+        except pynvml.NVMLError as exc:
+            if _gone_after_all(partial(_has_gi, gpu, gi.id)):
+                gone.append(_Gone(gpu, gi.id, gi.profile_id, gi.placement, False))
+                done.append(DestroyedInstance(gpu.index, gi.id, None, gi.profile, None))
+            raise from_nvml(exc, f"destroying GI {gi.id} on GPU {gpu.index}") from None
         gone.append(_Gone(gpu, gi.id, gi.profile_id, gi.placement, False))
         done.append(DestroyedInstance(gpu.index, gi.id, None, gi.profile, None))
 
 
-def _nvml(action: str, fn: Callable[[], None]) -> None:
+def _record_ci(
+    gpu: Gpu,
+    gi: GpuInstance,
+    ci: ComputeInstance,
+    claim: Claim,
+    done: list[DestroyedInstance],
+    gone: list[_Gone],
+) -> None:
+    claim.destroyed([ci.uuid])
+    gone.append(_Gone(gpu, gi.id, ci.profile_id, ci.placement, True))
+    done.append(DestroyedInstance(gpu.index, gi.id, ci.id, ci.profile, ci.uuid))
+
+
+def _has_ci(gi: GpuInstance, ci_id: int) -> bool:
+    return any(c.id == ci_id for c in gi.compute_instances())
+
+
+def _has_gi(gpu: Gpu, gi_id: int) -> bool:
+    return gpu.gpu_instance(gi_id) is not None
+
+
+def _gone_after_all(still_there: Callable[[], bool]) -> bool:
+    """A destroy the driver reported as failed may have happened: is the instance gone? (``False``
+    when the driver cannot even say.)"""
     try:
-        fn()
-    except pynvml.NVMLError as exc:
-        raise from_nvml(exc, action) from None
+        return not still_there()
+    except Exception:
+        return False
 
 
 def _undo(gone: list[_Gone]) -> tuple[str, bool]:
@@ -195,13 +230,19 @@ def _undo(gone: list[_Gone]) -> tuple[str, bool]:
             try:
                 if not g.ci:
                     cancel.checkpoint(f"undo: create GI again at {g.placement} on GPU {g.gpu.index}")
-                    again[(g.gpu.index, g.gi_id)] = g.gpu.create_gpu_instance(g.profile_id, g.placement)
+                    again[(g.gpu.index, g.gi_id)] = _make_again(
+                        partial(g.gpu.create_gpu_instance, g.profile_id, g.placement),
+                        partial(_gi_at, g.gpu, g.profile_id, g.placement),
+                    )
                     continue
                 gi = again.get((g.gpu.index, g.gi_id)) or g.gpu.gpu_instance(g.gi_id)
                 if gi is None:
                     raise MigctlError(f"GI {g.gi_id} is gone")
                 cancel.checkpoint(f"undo: create CI again in GI {gi.id} on GPU {g.gpu.index}")
-                gi.create_compute_instance(g.profile_id, g.placement)
+                _make_again(
+                    partial(gi.create_compute_instance, g.profile_id, g.placement),
+                    partial(_ci_at, gi, g.profile_id, g.placement),
+                )
             except Exception as exc:
                 kind = "CI" if g.ci else "GI"
                 problems.append(f"could not create {kind} at {g.placement} on GPU {g.gpu.index} again: {exc}")
@@ -216,6 +257,31 @@ def _undo(gone: list[_Gone]) -> tuple[str, bool]:
     )
 
 
+M = TypeVar("M", GpuInstance, ComputeInstance)
+
+
+def _make_again(make: Callable[[], M], find: Callable[[], M | None]) -> M:
+    """Create an instance again; a create reported as failed that happened anyway counts as made."""
+    try:
+        return make()
+    except Exception:
+        try:
+            found = find()
+        except Exception:
+            found = None
+        if found is None:
+            raise
+        return found
+
+
+def _gi_at(gpu: Gpu, profile_id: int, at: Placement) -> GpuInstance | None:
+    return next((g for g in gpu.gpu_instances() if g.placement == at and g.profile_id == profile_id), None)
+
+
+def _ci_at(gi: GpuInstance, profile_id: int, at: Placement) -> ComputeInstance | None:
+    return next((c for c in gi.compute_instances() if c.placement == at and c.profile_id == profile_id), None)
+
+
 def _error(exc: Exception, note: str, complete: bool, done: list[DestroyedInstance]) -> MigctlError:
     tail = "" if complete else "; then run migctl recover (it puts back what is left)"
     if isinstance(exc, cancel.Cancelled):
@@ -226,9 +292,9 @@ def _error(exc: Exception, note: str, complete: bool, done: list[DestroyedInstan
     return MigctlError(f"destroying failed: {type(exc).__name__}: {exc}", hint=note + tail, destroyed=tuple(done))
 
 
-def _journal(doomed: _Doomed, what: str) -> dict[Path, tuple[int, Target, Target]]:
-    """Journal each GPU's destroy, so a ``kill -9`` part-way is finished by ``migctl recover``."""
-    out = {}
+def _journal(doomed: _Doomed, what: str, out: dict[Path, tuple[int, Target, Target]]) -> None:
+    """Journal each GPU's destroy into ``out`` (as it goes, so a failure half-way removes the
+    journals already written), so a ``kill -9`` part-way is finished by ``migctl recover``."""
     gis_gone = {(g.index, gi.id) for g, gi in doomed.gis}
     cis_gone = {(g.index, gi.id, ci.id) for g, gi, ci in doomed.cis}
     for gpu in dict.fromkeys([g for g, _, _ in doomed.cis] + [g for g, _ in doomed.gis]):
@@ -244,4 +310,3 @@ def _journal(doomed: _Doomed, what: str) -> dict[Path, tuple[int, Target, Target
             kept.append(TargetInstance(e.profile_id, e.placement, tuple(sorted(left))))
         target = Target(True, tuple(kept))
         out[journal.write(gpu.index, what, target, before)] = (gpu.index, target, before)
-    return out

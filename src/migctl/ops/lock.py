@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from filelock import FileLock, Timeout
 
 from migctl.errors import LockTimeoutError, UsageError
-from migctl.ops.statefiles import os_error, read_small, write_json
+from migctl.ops.statefiles import os_error, read_small, subdir, write_json
 from migctl.paths import file_mode, state_dir
 
 DEFAULT_WAIT_S = 60.0
@@ -79,6 +79,12 @@ def host_lock(wait_s: float | None = None, what: str | None = None) -> Iterator[
         ) from None
     except OSError as exc:
         raise os_error(exc, path, "take the host lock") from None
+    try:
+        for folder in ("leases", "journal"):  # a damaged folder stops the command before any change
+            subdir(folder)
+    except BaseException:
+        lock.release()
+        raise
     try:
         with contextlib.suppress(Exception):  # informative only: a damaged owner file never stops a command
             write_json(

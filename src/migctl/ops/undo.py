@@ -34,9 +34,23 @@ class Undo:
         self.what = what
         self.steps: list[GpuInstance | ComputeInstance] = []
 
-    def create(self, make: Callable[[], Made]) -> Made:
-        """``make()`` an instance and record it (signals only set a flag, so nothing slips between)."""
-        made = make()
+    def create(self, make: Callable[[], Made], find: Callable[[], Made | None] | None = None) -> Made:
+        """``make()`` an instance and record it (signals only set a flag, so nothing slips between).
+
+        A create the driver reports as failed may have happened (the call made it, then a query
+        about it failed): ``find()`` looks for it then, so the undo knows about it too.
+        """
+        try:
+            made = make()
+        except BaseException:
+            if find is not None:
+                try:
+                    found = find()
+                except Exception:  # the driver may still be failing: the error raised says so
+                    found = None
+                if found is not None:
+                    self.steps.append(found)
+            raise
         self.steps.append(made)
         return made
 
