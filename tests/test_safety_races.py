@@ -251,3 +251,21 @@ def test_sigterm_from_outside_mid_apply_rolls_back(migctl: Cli, state_dir: Path)
     assert code == 130 and "interrupted by SIGTERM" in err and "rolled_back" in out
     assert layout("h20x1") == before
 
+
+
+def test_the_api_raises_interrupted_with_the_report_so_a_script_stops(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migctl.errors import Interrupted
+
+    monkeypatch.setenv("MIGCTL_SIM", "h20x2")  # the step hooks are the simulator's only
+    with Node(sim="h20x2") as node:
+        node.apply("1g.12gb:7")
+        before = layout("h20x2")
+        monkeypatch.setenv("MIGCTL_FAULT_STEP", "3:INT")
+        with pytest.raises(Interrupted) as caught:
+            node.apply("7g.96gb")
+    report = caught.value.report  # type: ignore[attr-defined]
+    assert report.interrupted == "SIGINT" and {g.result for g in report.gpus} == {"rolled_back"}
+    assert caught.value.exit_code == 130 and "GPU 0: rolled_back" in caught.value.message
+    assert layout("h20x2") == before

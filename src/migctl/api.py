@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from migctl.core.layout import ProfileRequest
 from migctl.device import Gpu, open_node
-from migctl.errors import UsageError
+from migctl.errors import Interrupted, UsageError
 from migctl.ops import inspect, leases
 from migctl.records.inspect import StatusReport
 from migctl.records.layouts import ApplyReport, AssertReport, ExportReport, PlanReport, RecoverReport
@@ -46,6 +46,19 @@ if TYPE_CHECKING:  # the job-running operations are imported when first used
     from migctl.records.doctor import DoctorReport
     from migctl.records.run import RunEvent, RunReport
     from migctl.usage import DeviceLease, MigDevice
+
+
+Interruptible = TypeVar("Interruptible", ApplyReport, ModeReport, RecoverReport)
+
+
+def _unless_interrupted(report: Interruptible, lines: list[str]) -> Interruptible:
+    """A report the command ended early with (Ctrl-C/SIGTERM) is raised as :class:`Interrupted`, so
+    a script stops as it would on Ctrl-C; ``exc.report`` keeps what happened to each GPU."""
+    if report.interrupted is None:
+        return report
+    exc = Interrupted(f"interrupted by {report.interrupted}: " + "; ".join(lines))
+    exc.report = report  # type: ignore[attr-defined]
+    raise exc
 
 
 class Node:
@@ -104,11 +117,13 @@ class Node:
             ``refused`` or ``not_supported``. A GPU-level refusal is an outcome, not an exception.
         Raises:
             UsageError: a bad ``gpus``. LockTimeoutError: another migctl held the lock past ``wait_s``.
-            DriverError: the driver failed in an unexpected way.
+            DriverError: the driver failed in an unexpected way. Interrupted: Ctrl-C or SIGTERM
+            stopped it between GPUs (``exc.report`` is the report, the GPUs not reached unchanged).
         """
         from migctl.ops.mode import set_mig_mode
 
-        return set_mig_mode(self._node, self.select(gpus), enable, destroy_instances=destroy_instances, wait_s=wait_s)
+        report = set_mig_mode(self._node, self.select(gpus), enable, destroy_instances=destroy_instances, wait_s=wait_s)
+        return _unless_interrupted(report, [f"GPU {o.gpu}: {o.result}" for o in report.gpus])
 
     #: The same as :meth:`mode` (its name before the records).
     set_mig_mode = mode
@@ -283,7 +298,9 @@ class Node:
         Raises:
             InUseError: the layout needs a busy instance. InsufficientResourcesError: it does not
             fit. Either way nothing is changed. UsageError: as :meth:`plan`, or a failing hook
-            before any change. LockTimeoutError.
+            before any change. LockTimeoutError. StateError: a damaged journal (moved aside;
+            nothing applied). Interrupted: Ctrl-C or SIGTERM stopped it at a safe point; every
+            GPU is applied or rolled back as ``exc.report`` (the :class:`ApplyReport`) says.
         """
         from migctl.ops.apply import apply
         from migctl.ops.files import load_hooks_file
@@ -296,7 +313,8 @@ class Node:
             node_plan.config,
             hooks_file=os.fspath(hooks_file) if hooks_file is not None else "",
         )
-        return apply(self._node, node_plan, hooks=hooks, hook_env=env, parallel=parallel, wait_s=wait_s)
+        report = apply(self._node, node_plan, hooks=hooks, hook_env=env, parallel=parallel, wait_s=wait_s)
+        return _unless_interrupted(report, [f"GPU {o.gpu}: {o.result}" for o in report.gpus])
 
     def check(
         self,
@@ -379,7 +397,8 @@ class Node:
         """
         from migctl.ops.recover import recover
 
-        return recover(self._node, wait_s=wait_s)
+        report = recover(self._node, wait_s=wait_s)
+        return _unless_interrupted(report, [f"GPU {r.gpu}: {r.result}" for r in report.recovered])
 
     def _requests(self, items: Sequence[ProfileRequest | str]) -> list[ProfileRequest]:
         if all(isinstance(item, ProfileRequest) for item in items):
