@@ -269,3 +269,21 @@ def test_the_api_raises_interrupted_with_the_report_so_a_script_stops(
     assert report.interrupted == "SIGINT" and {g.result for g in report.gpus} == {"rolled_back"}
     assert caught.value.exit_code == 130 and "GPU 0: rolled_back" in caught.value.message
     assert layout("h20x2") == before
+
+
+def test_a_run_waiting_for_a_device_that_gets_destroyed_stops_waiting(migctl: Cli, state_dir: Path) -> None:
+    s = Sim(migctl, "h20x1")
+    s.ok("apply", "--layout", "1g.12gb:7")
+    last = uuids("h20x1")[-1]
+    apply = start(state_dir, "h20x1", "apply", "--layout", "7g.96gb", env={"MIGCTL_FAULT_STEP": "2:STOP"})
+    try:
+        frozen(apply)
+        job = start(state_dir, "h20x1", "run", "--on", last, "--wait", "60", "--", "true")
+        time.sleep(1)  # it waits: the apply holds the device to destroy it
+        assert job.poll() is None
+        code, _, err = finish(apply)
+        _, job_err = job.communicate(timeout=30)
+    finally:
+        apply.kill()
+    assert code == 0, err
+    assert job.returncode == 2 and "destroyed since this command started" in job_err

@@ -266,11 +266,20 @@ def acquire(
     told = False
     while True:
         busy: list[BusyDevice] = []
+        gone: list[Gone] = []
         for dev in spread_order(candidates, leases.holder_records()):
             found = launcher.try_lease(dev, command)
             if isinstance(found, leases.Lease):
                 return dev, found
+            if isinstance(found, Gone):
+                gone.append(found)
             busy.append(as_busy(found))
+        if gone and len(gone) == len(candidates):  # all destroyed meanwhile: waiting cannot help
+            names = ", ".join(g.uuid for g in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+            raise UsageError(
+                f"{names}: {gone[0].why} (destroyed since this command started)",
+                hint="list the MIG devices there are now with: migctl devices",
+            )
         if deadline is not None and time.monotonic() >= deadline:
             raise busy_error(busy, what)
         if not told and on_wait is not None:
