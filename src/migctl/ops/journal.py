@@ -235,8 +235,8 @@ def scan(gpus: int | None = None) -> tuple[list[Entry], list[Damaged]]:
             entries.append(parse(path, statefiles.read_small(path), gpus))
         except IsADirectoryError:
             damaged.append(Damaged(path, index, "it is a directory, not a file"))
-        except PermissionError as exc:
-            damaged.append(Damaged(path, index, f"it cannot be read: {exc.strerror}"))
+        except PermissionError as exc:  # not damaged: this user may not read it
+            raise statefiles.os_error(exc, path, "read the journal") from None
         except OSError as exc:
             damaged.append(Damaged(path, index, f"it cannot be read: {exc.strerror or exc}"))
         except ValueError as exc:
