@@ -32,14 +32,16 @@ from pathlib import Path
 
 from _common import print_table  # benchmarks/_common.py
 from _wipe import wipe_plan  # benchmarks/_wipe.py: the mig-parted baseline
-from migctl.config import GpuFacts, applies_to, select
+from migctl.config import GpuFacts, applies_to
+from migctl.config.select import select
 from migctl.core.geometry import GpuGeometry, Occupant
 from migctl.core.layout import ExistingInstance, Plan, TargetInstance
 from migctl.core.planner import plan
+from migctl.device.simulated import model_geometry
 from migctl.ops.files import load_config_file
 from migctl.sim.catalog import model
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 MODELS = ("h100-80gb", "h20")
 SEED = 20240611
 
@@ -88,7 +90,7 @@ def named_layouts(spec_path: Path, key: str) -> dict[str, tuple[TargetInstance, 
     """Config name -> its target on model ``key`` (configs that apply to it, MIG enabled)."""
     spec = load_config_file(spec_path)
     m = model(key)
-    facts = [GpuFacts(0, m.nvml_pci_device_id, m.geometry(), m.name)]
+    facts = [GpuFacts(0, m.nvml_pci_device_id, model_geometry(m.key), m.name)]
     out = {}
     for name in spec.names():
         if not applies_to(spec, name, facts)[0]:
@@ -172,7 +174,7 @@ def main(argv: list[str]) -> int:
     failures: list[str] = []
     started = time.perf_counter()
     for key in MODELS:
-        geometry = model(key).geometry()
+        geometry = model_geometry(key)
         layouts = named_layouts(DEFAULT_FILE, key)
         if quick:
             layouts = dict(list(layouts.items())[:6])

@@ -24,10 +24,12 @@ from typing import Any
 import pytest
 import yaml
 
-from migctl.core.geometry import Engines, GpuGeometry, Occupant, Placement
-from migctl.sim.catalog import GiProfileSpec, ModelSpec, model, models
+from migctl.core.geometry import Engines, GpuGeometry, Occupant
+from migctl.device.simulated import model_geometry
+from migctl.ops.files import NVIDIA_DEFAULT_CONFIG
+from migctl.sim.catalog import GiProfileSpec, ModelSpec, Placement, model, models
 
-REFERENCE = Path(__file__).resolve().parent / "data"  # a copy of shared/reference/gpu-profiles.json
+REFERENCE = Path(__file__).resolve().parent / "data"  # a copy of tests/data/gpu-profiles.json
 
 EXPECTED_KEYS = [
     "a100-40gb",
@@ -154,7 +156,7 @@ def test_not_mig_capable_model_has_no_profiles() -> None:
     assert l40s.gi_profiles == ()
     assert l40s.full_profile is None
     assert l40s.engine_totals is None
-    assert l40s.geometry().profiles == ()
+    assert model_geometry(l40s.key).profiles == ()
 
 
 @pytest.mark.parametrize("key", MIG_KEYS)
@@ -174,7 +176,7 @@ def test_profile_ids_and_enums_are_unique(key: str) -> None:
 @pytest.mark.parametrize("key", MIG_KEYS)
 def test_profile_shapes_are_consistent(key: str) -> None:
     m = models()[key]
-    geometry = m.geometry()
+    geometry = model_geometry(m.key)
     assert geometry.span == m.span
     full = m.full_profile
     assert full is not None
@@ -218,7 +220,7 @@ def test_nvml_enum_mapping() -> None:
 
 def test_h20_1g_row_as_seen_on_the_seed_server() -> None:
     h20 = models()["h20"]
-    p = h20.geometry().by_name("MIG 1g.12gb")
+    p = model_geometry(h20.key).by_name("MIG 1g.12gb")
     assert (p.id, p.instance_count, p.memory_mib, p.sm) == (19, 7, 12032, 8)
     spec = h20.gi_by_id(19)
     assert spec is not None
@@ -464,8 +466,8 @@ def test_smallest_profile_fills_the_gpu(key: str) -> None:
     m = models()[key]
     small = _smallest(m)
     assert small.instances == m.max_instances
-    assert _fits(m.geometry(), {small.id: m.max_instances})
-    assert not _fits(m.geometry(), {small.id: m.max_instances + 1})
+    assert _fits(model_geometry(m.key), {small.id: m.max_instances})
+    assert not _fits(model_geometry(m.key), {small.id: m.max_instances + 1})
 
 
 @pytest.mark.parametrize("key", MIG_KEYS)
@@ -473,7 +475,7 @@ def test_one_full_gpu_instance_and_nothing_beside_it(key: str) -> None:
     m = models()[key]
     full = m.full_profile
     assert full is not None
-    g = m.geometry()
+    g = model_geometry(m.key)
     assert _fits(g, {full.id: 1})
     for p in m.gi_profiles:
         if p.id != full.id:
@@ -483,7 +485,7 @@ def test_one_full_gpu_instance_and_nothing_beside_it(key: str) -> None:
 @pytest.mark.parametrize("key", MIG_KEYS)
 def test_every_profile_alone_and_at_its_instance_count(key: str) -> None:
     m = models()[key]
-    g = m.geometry()
+    g = model_geometry(m.key)
     for p in m.gi_profiles:
         assert _fits(g, {p.id: 1}), (key, p.name)
         assert _fits(g, {p.id: p.instances}), (key, p.name, p.instances)
@@ -492,7 +494,7 @@ def test_every_profile_alone_and_at_its_instance_count(key: str) -> None:
 @pytest.mark.parametrize("key", MIG_KEYS)
 def test_exactly_one_plus_me_instance(key: str) -> None:
     m = models()[key]
-    g = m.geometry()
+    g = model_geometry(m.key)
     me = _me_profiles(m)
     assert me, key
     small = _smallest(m)
@@ -557,7 +559,7 @@ COMBOS = {8: (EIGHT_SLOT_LEGAL, EIGHT_SLOT_ILLEGAL), 4: (A30_LEGAL, A30_ILLEGAL)
 @pytest.mark.parametrize("key", MIG_KEYS)
 def test_real_world_combinations(key: str) -> None:
     m = models()[key]
-    g = m.geometry()
+    g = model_geometry(m.key)
     legal, illegal = COMBOS[m.span]
     for demand in legal:
         assert _fits(g, demand), (key, {g.by_id(i).name: n for i, n in demand.items()})
@@ -567,7 +569,7 @@ def test_real_world_combinations(key: str) -> None:
 
 def test_me_all_leaves_room_only_for_no_me_profiles() -> None:
     m = models()["rtx-pro-6000"]
-    g = m.geometry()
+    g = model_geometry(m.key)
     for me_all in (65, 64):
         for p in m.gi_profiles:
             if p.id == me_all:
@@ -588,7 +590,7 @@ def _device_filter(entry: dict[str, Any]) -> set[int] | None:
 
 
 def _mig_parted_entries(reference: Path) -> list[tuple[str, dict[str, Any]]]:
-    doc = yaml.safe_load((reference / "mig-parted-config-default.yaml").read_text("utf-8"))
+    doc = yaml.safe_load(NVIDIA_DEFAULT_CONFIG.read_text("utf-8"))
     return [
         (name, entry)
         for name, entries in doc["mig-configs"].items()
@@ -600,7 +602,7 @@ def _mig_parted_entries(reference: Path) -> list[tuple[str, dict[str, Any]]]:
 @pytest.mark.parametrize("key", MIG_KEYS)
 def test_mig_parted_default_layouts_fit(key: str, reference: Path) -> None:
     m = models()[key]
-    g = m.geometry()
+    g = model_geometry(m.key)
     targeted = 0
     problems: list[str] = []
     for name, entry in _mig_parted_entries(reference):

@@ -1,15 +1,20 @@
 """The simulator honours pynvml's contract, so code proven on it runs unchanged on the driver.
 
+* the typed boundary (``migctl.device.nvml.NvmlLib``) is exactly the NVML calls the device
+  layer makes, and both pynvml and the simulator implement every one with pynvml's parameters;
 * every NVML function the simulator offers exists in the installed ``pynvml`` with compatible
   parameters (same names in order, same defaults);
+* the device layer never asks whether it runs on the simulator;
 * what it returns are pynvml's own ctypes structs and handle types, and what it raises are
   pynvml's ``NVMLError`` subclasses with the driver's words (nvml-python.md);
-* the device layer calls nothing the simulator does not offer;
+* a pynvml function the simulator does not model raises NVMLError_FunctionNotFound, and C-symbol
+  lookups are answered by the simulator, never by a real libnvidia-ml;
 * the installed nvidia-ml-py is inside the range ``pyproject.toml`` pins.
 """
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import inspect
 import re
@@ -23,6 +28,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from migctl import sim
+from migctl.device.nvml import NvmlLib
 from migctl.sim.nvml import nvml_functions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,14 +71,6 @@ MIG_API = {
 }
 
 
-# Device-layer calls made only on the real driver, behind an ``is_simulator`` check. A new entry
-# here is a deliberate decision that the simulator need not model the call.
-HARDWARE_ONLY = {
-    "nvmlShutdown",  # device/nvml.py: Nvml.shutdown
-    "nvmlDeviceGetNvLinkRemoteDeviceType",  # device/system.py: needs_fabric_manager
-}
-
-
 @pytest.fixture
 def nvml(tmp_path: Path) -> Any:
     return sim.open("h100-80gbx2", state_dir=tmp_path)
@@ -101,21 +99,71 @@ def test_every_simulated_function_exists_in_pynvml_with_the_same_parameters(nvml
     assert not problems, "\n".join(problems)
 
 
-def test_pynvml_functions_the_simulator_lacks_fail_loudly(nvml: Any) -> None:
-    """A lookup of an unsimulated NVML function must not silently reach the real library."""
-    assert "nvmlDeviceGetTemperature" not in nvml_functions(nvml)
-    with pytest.raises(AttributeError, match="simulator does not offer"):
-        nvml.nvmlDeviceGetTemperature  # noqa: B018
+def test_pynvml_functions_the_simulator_lacks_fail_as_a_driver_without_them(nvml: Any) -> None:
+    """An unmodelled call fails as pynvml does for a missing symbol, never AttributeError."""
+    assert "nvmlDeviceGetBoardId" not in nvml_functions(nvml)
+    with pytest.raises(pynvml.NVMLError_FunctionNotFound):
+        nvml.nvmlDeviceGetBoardId(nvml.nvmlDeviceGetHandleByIndex(0))
+    with pytest.raises(AttributeError):  # not a pynvml name at all: as the module would say
+        nvml.nvmlNoSuchFunction  # noqa: B018
 
 
-def test_the_device_layer_only_calls_what_the_simulator_offers(nvml: Any) -> None:
+def test_c_symbol_lookups_are_answered_by_the_simulator(nvml: Any) -> None:
+    """nvitop and gpustat probe ``_v2``/``_v3`` symbols; the answers come from the simulator."""
+    assert callable(nvml._nvmlGetFunctionPointer("nvmlDeviceGetComputeRunningProcesses_v3"))
+    assert callable(nvml._nvmlGetFunctionPointer("nvmlDeviceGetMemoryInfo_v2"))
+    with pytest.raises(pynvml.NVMLError_FunctionNotFound):
+        nvml._nvmlGetFunctionPointer("nvmlDeviceGetBoardId")
+    assert pynvml.nvmlLib is None  # nothing here loaded the real library
+
+
+def _protocol_members() -> list[str]:
+    return sorted(n for n in vars(NvmlLib) if n.startswith("nvml"))
+
+
+def _protocol_params(name: str) -> list[tuple[str, Any, Any]]:
+    params = list(inspect.signature(getattr(NvmlLib, name)).parameters.values())[1:]  # no self
+    return [(p.name, p.kind, p.default) for p in params]
+
+
+def test_the_typed_boundary_is_implemented_by_pynvml_and_the_simulator(nvml: Any) -> None:
     offered = set(nvml_functions(nvml))
+    problems = []
+    for name in _protocol_members():
+        want = _protocol_params(name)
+        real = getattr(pynvml, name, None)
+        if not callable(real):
+            problems.append(f"{name}: not in pynvml {version('nvidia-ml-py')}")
+        elif _params(inspect.signature(real)) != want:
+            problems.append(f"{name}{inspect.signature(real)} in pynvml differs from the Protocol {want}")
+        if name not in offered:
+            problems.append(f"{name}: not modelled by the simulator")
+        elif _params(inspect.signature(getattr(nvml, name))) != want:
+            problems.append(f"{name}{inspect.signature(getattr(nvml, name))} in the simulator differs from {want}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_typed_boundary_is_exactly_what_the_device_layer_calls() -> None:
     called: set[str] = set()
     for path in (REPO / "src" / "migctl" / "device").glob("*.py"):
-        called |= set(re.findall(r'"(nvml[A-Z]\w+)"', path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+        assert not re.findall(r'"(nvml[A-Z]\w+)"', text), f"{path.name} names an NVML call as a string"
+        called |= set(re.findall(r"\blib\.(nvml[A-Z]\w+)", text))
     assert called, "no NVML call found in the device layer"
-    assert [n for n in sorted(called) if not callable(getattr(pynvml, n, None))] == []
-    assert called - HARDWARE_ONLY <= offered, sorted(called - HARDWARE_ONLY - offered)
+    assert sorted(called) == _protocol_members()
+
+
+def test_the_device_layer_never_asks_whether_it_runs_on_the_simulator() -> None:
+    for path in (REPO / "src" / "migctl" / "device").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if path.name != "simulated.py":  # the simulated platform, chosen when a node is opened
+            imports_sim = r"^\s*(from migctl\.sim\b|import migctl\.sim|from migctl import sim)"
+            assert not re.search(imports_sim, text, re.M), path.name
+        if path.name != "nvml.py":  # open_nvml chooses the platform once, from --sim or MIGCTL_SIM
+            assert not re.search(r"environ\S*\(?[\"']MIGCTL_SIM", text), path.name
+        for line in text.splitlines():
+            code = line.split("#", 1)[0]
+            assert not re.search(r"\bif\b.*(is_simulator|\.simulated\b)", code), f"{path.name}: {line.strip()}"
 
 
 def test_constants_structs_and_errors_are_pynvmls_own(nvml: Any) -> None:
@@ -237,3 +285,48 @@ def test_installed_pynvml_is_inside_the_pinned_range() -> None:
     assert any(s.operator in ("<", "<=", "~=", "==") for s in spec), f"no upper bound in {spec}"
     installed = version("nvidia-ml-py")
     assert spec.contains(installed, prereleases=True), f"nvidia-ml-py {installed} is outside {spec}"
+
+
+def _migctl_imports(path: Path) -> set[str]:
+    """The ``migctl.*`` modules a source file imports (anywhere in it, lazily or not)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name == "migctl" or a.name.startswith("migctl.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("migctl"):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                # "from migctl import sim" imports a module; "from migctl.x import name" imports from x
+                found.add(sub if _module_path(sub) is not None else node.module)
+    return found
+
+
+def _module_path(name: str) -> Path | None:
+    base = REPO / "src" / Path(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_the_simulator_shares_no_code_with_core() -> None:
+    """No module under migctl.sim imports migctl.core, directly or through another migctl module.
+
+    Python also runs the package's own ``migctl/__init__.py`` (the public API) before any
+    submodule; that is not the simulator importing it, so only explicit imports are followed.
+    """
+    sim_root = REPO / "src" / "migctl" / "sim"
+    todo = [f"migctl.sim.{p.stem}" if p.stem != "__init__" else "migctl.sim" for p in sim_root.glob("*.py")]
+    assert len(todo) > 5
+    seen: dict[str, str] = {}  # module -> the simulator module that pulls it in
+    while todo:
+        name = todo.pop()
+        path = _module_path(name)
+        if path is None:
+            continue  # a name imported from a module ("from migctl.sim.catalog import model")
+        for imported in _migctl_imports(path):
+            if imported not in seen and imported != name:
+                seen[imported] = seen.get(name, name)
+                todo.append(imported)
+    core = sorted(f"{m} (via {seen[m]})" for m in seen if m == "migctl.core" or m.startswith("migctl.core."))
+    assert core == []

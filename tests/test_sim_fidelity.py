@@ -1,4 +1,4 @@
-"""The MIG simulator behaves like the hardware (``shared/reference/mig-hardware.md``).
+"""The MIG simulator behaves like the hardware (``docs/reference/mig-hardware.md``).
 
 Each test drives the pynvml-shaped simulator (``migctl.sim.open``) or the device layer
 (``migctl.device.open_node``) the way a real NVML client would, and checks one rule of the
@@ -27,6 +27,7 @@ import psutil
 import pynvml
 import pytest
 
+from conftest import Cli
 from migctl import sim
 from migctl.core.geometry import Placement
 from migctl.device import open_node
@@ -99,6 +100,11 @@ def open_enabled(spec: str, state_dir: Path, index: int = 0, **kw: Any) -> tuple
     dev = nvml.nvmlDeviceGetHandleByIndex(index)
     assert nvml.nvmlDeviceSetMigMode(dev, ENABLE) == pynvml.NVML_SUCCESS
     return nvml, dev
+
+
+def attach(state_dir: Path, nvml: Any, handle: Any, pid: int, memory_mib: int) -> None:
+    """What CUDA does when ``pid`` creates a context on ``handle``'s device (the control plane)."""
+    sim.open_control(None, state_dir=state_dir).attach(pid, uuid=nvml.nvmlDeviceGetUUID(handle), memory_mib=memory_mib)
 
 
 def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -368,7 +374,7 @@ def test_ampere_enable_while_in_use_stays_pending_until_reset(
     nvml = sim.open(spec, state_dir=state_dir)
     dev = nvml.nvmlDeviceGetHandleByIndex(0)
     client = spawn()
-    nvml.simAttachProcess(dev, client.pid, 100)
+    attach(state_dir, nvml, dev, client.pid, 100)
     assert nvml.nvmlDeviceSetMigMode(dev, ENABLE) == pynvml.NVML_ERROR_IN_USE  # activation status
     assert nvml.nvmlDeviceGetMigMode(dev) == [DISABLE, ENABLE]
     with pytest.raises(pynvml.NVMLError_NotSupported):
@@ -400,7 +406,7 @@ def test_hopper_mode_change_is_immediate_when_idle_refused_in_use(
     nvml = sim.open(spec, state_dir=state_dir)
     dev = nvml.nvmlDeviceGetHandleByIndex(0)
     client = spawn()
-    nvml.simAttachProcess(dev, client.pid, 100)
+    attach(state_dir, nvml, dev, client.pid, 100)
     with pytest.raises(pynvml.NVMLError_InUse) as exc:
         nvml.nvmlDeviceSetMigMode(dev, ENABLE)
     assert str(exc.value) == "In use by another client"
@@ -454,7 +460,7 @@ def test_destroy_gi_with_cis_or_ci_with_a_process_is_in_use(
         nvml.nvmlGpuInstanceDestroy(gi)
     mig = nvml.nvmlComputeInstanceGetInfo(ci).device
     client = spawn()
-    nvml.simAttachProcess(mig, client.pid, 100)
+    attach(state_dir, nvml, mig, client.pid, 100)
     with pytest.raises(pynvml.NVMLError_InUse):
         nvml.nvmlComputeInstanceDestroy(ci)
     assert len(all_gis(nvml, dev, LGIPP_8)) == 1
@@ -538,6 +544,49 @@ def test_handle_by_uuid_for_gpu_and_mig_and_is_mig_quirk(state_dir: Path) -> Non
     assert nvml.nvmlDeviceGetName(by_mig) == "NVIDIA H100 80GB HBM3 MIG 3g.40gb"
 
 
+def test_a_smaller_compute_instance_names_its_mig_device_1c_gi(state_dir: Path, migctl: Cli) -> None:
+    """MIG user guide, "MIG Device Names": a 3g.20gb split into compute instances gives MIG devices
+    ``1c.3g.20gb`` and ``2c.3g.20gb``; ``nvidia-smi -L`` prints ``MIG 1c.3g.20gb Device 0``
+    (nvmlDeviceGetName: ``<GPU name> MIG 1c.3g.20gb``). Only a compute instance that fills its GPU
+    instance carries the GPU instance's name."""
+    nvml, dev = open_enabled("a100-40gb", state_dir)
+    gi = nvml.nvmlDeviceCreateGpuInstance(dev, 9)  # 3g.20gb
+    one, two = (nvml.nvmlGpuInstanceCreateComputeInstance(gi, p) for p in (0, 1))  # §1.6: 1c (0), 2c (1)
+    names = [nvml.nvmlDeviceGetName(nvml.nvmlComputeInstanceGetInfo(ci).device) for ci in (one, two)]
+    assert names == ["NVIDIA A100-SXM4-40GB MIG 1c.3g.20gb", "NVIDIA A100-SXM4-40GB MIG 2c.3g.20gb"]
+    full = nvml.nvmlGpuInstanceCreateComputeInstance(nvml.nvmlDeviceCreateGpuInstance(dev, 9), 2)
+    assert nvml.nvmlDeviceGetName(nvml.nvmlComputeInstanceGetInfo(full).device) == "NVIDIA A100-SXM4-40GB MIG 3g.20gb"
+    listed = migctl("--sim", "a100-40gb", "devices").out.splitlines()
+    # (the second 3g.20gb went to slots 0-3, GI 1, so its MIG device is listed first)
+    assert [line.split()[1] for line in listed if line.strip().startswith("MIG ")] == [
+        "3g.20gb", "1c.3g.20gb", "2c.3g.20gb"]
+    node = open_node(sim="a100-40gb", state_dir=str(state_dir))
+    assert [m.profile for m in node.gpus[0].mig_devices()] == ["3g.20gb", "1c.3g.20gb", "2c.3g.20gb"]
+
+
+@pytest.mark.parametrize("spec", ["h20", "a30", "rtx-pro-6000"])
+def test_mig_device_names_follow_the_compute_slices_rule_for_every_profile(spec: str, state_dir: Path) -> None:
+    """For every GPU-instance profile and each of its compute-instance profiles: the MIG device is
+    ``<GPU name> MIG <c>c.<GI profile>`` when the compute instance has fewer slices than its GPU
+    instance, else ``<GPU name> MIG <GI profile>`` (the H20's ``MIG 1c.3g.48gb``, ``+me`` and
+    ``+gfx`` names included)."""
+    node = open_node(sim=spec, state_dir=str(state_dir))
+    gpu = node.gpus[0]
+    gpu.set_mig_mode(True)
+    checked = 0
+    for prof in gpu.profiles():
+        gi = gpu.create_gpu_instance(prof.id)
+        for cip in gi.ci_profiles():
+            ci = gi.create_compute_instance(cip.id)
+            want = prof.name if cip.slice_count == prof.slice_count else f"{cip.slice_count}c.{prof.name}"
+            (mig,) = [m for m in gpu.mig_devices() if (m.gi_id, m.ci_id) == (gi.id, ci.id)]
+            assert mig.profile == want, (prof.name, cip.name)
+            checked += 1
+            ci.destroy()
+        gi.destroy()
+    assert checked > len(gpu.profiles())  # some profiles have smaller compute instances
+
+
 # -- 7. processes ---------------------------------------------------------------------------
 
 
@@ -563,7 +612,7 @@ def test_processes_on_a_mig_device_are_reported_and_vanish_on_exit(
     busy = nvml.nvmlComputeInstanceGetInfo(nvml.nvmlGpuInstanceCreateComputeInstance(busy_gi, 2)).device
     idle = nvml.nvmlComputeInstanceGetInfo(nvml.nvmlGpuInstanceCreateComputeInstance(idle_gi, 2)).device
     client = spawn()
-    nvml.simAttachProcess(busy, client.pid, 100)
+    attach(state_dir, nvml, busy, client.pid, 100)
 
     on_mig = nvml.nvmlDeviceGetComputeRunningProcesses(busy)
     assert [(p.pid, p.usedGpuMemory) for p in on_mig] == [(client.pid, 100 * 2**20)]
@@ -587,7 +636,7 @@ def test_process_on_a_gpu_with_mig_disabled_has_no_instance_ids(
     nvml = sim.open("h20", state_dir=state_dir)
     dev = nvml.nvmlDeviceGetHandleByIndex(0)
     client = spawn()
-    nvml.simAttachProcess(dev, client.pid, 50)
+    attach(state_dir, nvml, dev, client.pid, 50)
     (p,) = nvml.nvmlDeviceGetComputeRunningProcesses(dev)
     assert (p.pid, p.gpuInstanceId, p.computeInstanceId) == (client.pid, 0xFFFFFFFF, 0xFFFFFFFF)
 

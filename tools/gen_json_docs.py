@@ -68,10 +68,10 @@ def render() -> dict[Path, str]:
         schema = command_schema(c.record)
         defs = schema.get("$defs", {})
         title = f"`{c.command}` (any command that fails)" if c.command in NOT_COMMANDS else f"`{c.command}`"
-        link = f"[`schema/{c.command}.json`](schema/{c.command}.json)"
+        link = f"[`schema/{c.slug}.json`](schema/{c.slug}.json)"
         parts.append(f"## {title}\n\n{c.summary} Schema: {link}.\n\n")
         parts.append("\n".join(_fields(schema, defs, 0, ())) + "\n\n")
-        files[DOCS / "schema" / f"{c.command}.json"] = json.dumps(schema, indent=2) + "\n"
+        files[DOCS / "schema" / f"{c.slug}.json"] = json.dumps(schema, indent=2) + "\n"
     parts.append((HERE / "json_docs_outro.md").read_text())
     files[DOCS / "json.md"] = "".join(parts)
     return files

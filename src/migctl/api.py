@@ -32,6 +32,8 @@ from migctl.ops import inspect, leases
 from migctl.records.inspect import StatusReport
 from migctl.records.layouts import ApplyReport, AssertReport, ExportReport, PlanReport, RecoverReport
 from migctl.records.lifecycle import CreateReport, DestroyReport, ModeReport, ResetReport
+from migctl.records.parity import Checkpoint, CheckpointReport, GenerateConfigReport, RestoreReport
+from migctl.records.schedulers import K8sExportReport, SlurmExportReport
 
 if TYPE_CHECKING:  # the config layer (and pydantic) is imported only by the methods that parse
     from migctl.config import MigConfigEntry, MigSpec
@@ -42,6 +44,7 @@ Gpus = str | int | None
 
 if TYPE_CHECKING:  # the job-running operations are imported when first used
     from migctl.config.jobs import JobSpec
+    from migctl.records.autobatch import AutoBatchReport
     from migctl.records.batch import BatchProgress, BatchReport
     from migctl.records.doctor import DoctorReport
     from migctl.records.run import RunEvent, RunReport
@@ -88,8 +91,20 @@ class Node:
     def select(self, gpus: Gpus = None) -> list[Gpu]:
         return self._node.select(None if gpus is None else str(gpus))
 
-    def status(self, gpus: Gpus = None) -> StatusReport:
-        """What ``migctl status`` shows (``--json`` prints this record)."""
+    def status(self, gpus: Gpus = None, *, utilization: bool = False) -> StatusReport:
+        """What ``migctl status`` shows (``--json`` prints this record).
+
+        ``utilization=True`` is ``status --util``: each GPU and GPU instance also carries its
+        utilization, measured over 0.2 s (GPM on Hopper and later; NVML's rate on a whole GPU;
+        ``source="n/a"`` with the reason elsewhere).
+
+        >>> node.status("0", utilization=True).gpus[0].gpu_instances[0].utilization.gpu_pct  # doctest: +SKIP
+        70.0
+        """
+        if utilization:
+            from migctl.ops.utilization import measured_status
+
+            return measured_status(self._node, self.select(gpus), leases.holder_records())
         return inspect.status(self._node, self.select(gpus), leases.holder_records())
 
     # -- lifecycle: mode, reset, create, create_ci, destroy ------------------------------------------
@@ -151,7 +166,7 @@ class Node:
     def create(
         self,
         *profiles: ProfileRequest | str,
-        gpus: Gpus = "0",
+        gpus: Gpus = None,
         placement: int | None = None,
         compute_instance: bool = True,
         wait_s: float | None = None,
@@ -164,7 +179,8 @@ class Node:
         [('2g.24gb', '0:2', 'MIG-'), ('1g.12gb', '2:1', 'MIG-'), ('1g.12gb', '3:1', 'MIG-')]
 
         ``profiles`` are :class:`~migctl.config.ProfileRequest` or the short form (``"1g.12gb:2"``,
-        ``"19"``, ``"1g.12gb,2g.24gb"``). ``placement`` pins a single GPU instance's start slice;
+        ``"19"``, ``"1g.12gb,2g.24gb"``). ``gpus`` as ``-i``: by default every GPU with MIG
+        enabled (docs/cli.md). ``placement`` pins a single GPU instance's start slice;
         ``compute_instance=False`` is ``-cgi`` without ``-C``.
 
         Returns:
@@ -177,10 +193,11 @@ class Node:
             ``details["rolled_back"]`` says whether completely). LockTimeoutError.
         """
         from migctl.ops.create import create
+        from migctl.ops.gpus import for_create
 
         return create(
             self._node,
-            self.select(gpus),
+            for_create(self._node, None if gpus is None else str(gpus)),
             self._requests(profiles),
             placement=placement,
             compute_instance=compute_instance,
@@ -224,8 +241,9 @@ class Node:
         >>> node.destroy(uuid=["MIG-..."])                      # doctest: +SKIP   that MIG device's CI
         >>> node.destroy(gpus=0, everything=True)               # doctest: +SKIP   everything on GPU 0
 
-        ``gi`` and ``ci`` (``(GI, CI)`` pairs) apply to ``gpus`` (default GPU 0, or every GPU with
-        ``everything``); ``uuid`` names MIG devices on any GPU.
+        ``gi`` and ``ci`` (``(GI, CI)`` pairs) apply to ``gpus``, which they need on a node with
+        several GPUs (the IDs repeat on each); ``everything`` takes every GPU unless ``gpus``
+        says which; ``uuid`` names MIG devices on any GPU (docs/cli.md).
 
         Returns:
             :class:`~migctl.records.lifecycle.DestroyReport`, in the order destroyed.
@@ -236,8 +254,15 @@ class Node:
             LockTimeoutError.
         """
         from migctl.ops.destroy import destroy
+        from migctl.ops.gpus import for_instance_ids
 
-        chosen = self.select(gpus) if (gpus is not None or everything) else ([] if uuid else self.select(0))
+        spec = None if gpus is None else str(gpus)
+        if gi or ci:
+            chosen = for_instance_ids(self._node, spec, "destroy")
+        elif uuid and gpus is None and not everything:
+            chosen = []  # MIG devices by UUID, on whichever GPU
+        else:
+            chosen = self.select(gpus)
         return destroy(self._node, chosen, gi_ids=gi, ci_ids=ci, uuids=uuid, everything=everything, wait_s=wait_s)
 
     # -- layouts: plan, apply, assert_, export, recover --------------------------------------------------
@@ -260,6 +285,8 @@ class Node:
 
         The layout is an inline ``--layout`` string (or a parsed entry), a mig-parted v1 ``file``
         (``"-"``: stdin) or a loaded ``spec``; ``config`` names the config in a file or spec.
+        ``config`` alone reads the file ``migctl apply -c NAME`` reads without ``-f``:
+        ``$MIGCTL_CONFIG_FILE``, else ``/etc/migctl/config.yaml``, else NVIDIA's default file.
 
         Returns:
             :class:`~migctl.records.layouts.PlanReport`. A GPU that refuses (the target needs a busy
@@ -282,6 +309,8 @@ class Node:
         hooks_file: str | os.PathLike[str] | None = None,
         parallel: bool = True,
         wait_s: float | None = None,
+        mode_only: bool = False,
+        skip_reset: bool = False,
     ) -> ApplyReport:
         """Apply a layout: ``migctl apply`` (``nvidia-mig-parted apply -f FILE -c NAME``), changing
         only what differs, each GPU a transaction (rolled back on failure), concurrently.
@@ -291,10 +320,14 @@ class Node:
         (True, ['applied', 'applied', 'unchanged', ...])
 
         Arguments as :meth:`plan`; ``hooks_file`` is mig-parted's hooks file (``-k``).
+        ``mode_only`` (``apply --mode-only``) applies only each GPU's MIG mode: enabling keeps
+        the instances a GPU has, disabling needs them gone. ``skip_reset`` (``--skip-reset``)
+        counts a mode change left pending until a GPU reset as done.
 
         Returns:
             :class:`~migctl.records.layouts.ApplyReport`; ``ok`` is false when a GPU was rolled
-            back, failed or is pending a reset, or the ``apply-exit`` hook failed.
+            back, failed or (without ``skip_reset``) is pending a reset, or the ``apply-exit``
+            hook failed.
         Raises:
             InUseError: the layout needs a busy instance. InsufficientResourcesError: it does not
             fit. Either way nothing is changed. UsageError: as :meth:`plan`, or a failing hook
@@ -307,13 +340,21 @@ class Node:
         from migctl.ops.hooks import mig_parted_env
 
         node_plan = self._plan(layout, file, config, spec, gpus)
+        if mode_only:
+            from migctl.ops.parity import mode_only as reduce_to_mode
+
+            node_plan = reduce_to_mode(self._node, node_plan)
         hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
         env = mig_parted_env(
             os.fspath(file) if file is not None else node_plan.source,
             node_plan.config,
             hooks_file=os.fspath(hooks_file) if hooks_file is not None else "",
+            skip_reset=skip_reset,
+            mode_only=mode_only,
         )
-        report = apply(self._node, node_plan, hooks=hooks, hook_env=env, parallel=parallel, wait_s=wait_s)
+        report = apply(
+            self._node, node_plan, hooks=hooks, hook_env=env, parallel=parallel, wait_s=wait_s, skip_reset=skip_reset
+        )
         return _unless_interrupted(report, [f"GPU {o.gpu}: {o.result}" for o in report.gpus])
 
     def check(
@@ -382,6 +423,145 @@ class Node:
 
         return export(self.select(gpus), name, portable=portable)
 
+    def export_slurm(
+        self,
+        gpus: Gpus = None,
+        *,
+        node_name: str | None = None,
+        mig_minors: str | None = None,
+        dev_root: str | None = None,
+    ) -> SlurmExportReport:
+        """gres.conf lines and the slurm.conf ``NodeName`` fragment for the current layout:
+        ``migctl export --format slurm`` (what Slurm's ``AutoDetect=nvml`` finds, written down).
+
+        >>> report = node.export_slurm(node_name="gpu7")        # doctest: +SKIP
+        >>> print(report.gres_conf, report.slurm_conf)          # doctest: +SKIP
+        Name=gpu Type=nvidia_h20_1g.12gb MultipleFiles=/dev/nvidia0,/dev/nvidia-caps/nvidia-cap12,...
+        NodeName=gpu7 Gres=gpu:nvidia_h20_1g.12gb:2,gpu:nvidia_h20_3g.48gb:1
+
+        The capability minors come from the driver's ``/proc/driver/nvidia-caps/mig-minors``
+        and the paths from its ``/dev`` (on a simulated node: the simulated driver's own files);
+        ``mig_minors`` reads another copy of that table, ``dev_root`` writes another folder for
+        ``/dev``. Records are in slurmd's index order (see docs/slurm.md).
+
+        Returns:
+            :class:`~migctl.records.schedulers.SlurmExportReport`.
+        Raises:
+            UsageError: the ``mig_minors`` file cannot be read or lacks a MIG device; a bad ``gpus``.
+            DriverError: the driver's mig-minors table cannot be read or lacks a MIG device.
+        """
+        from migctl.ops.integrations import slurm_export
+
+        return slurm_export(self._node, self.select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root)
+
+    def export_k8s(self, gpus: Gpus = None) -> K8sExportReport:
+        """What NVIDIA's device plugin (v0.20) advertises for the current layout under the ``mixed``
+        and ``single`` strategies, and the labels GPU feature discovery sets: ``migctl export
+        --format k8s`` (``kubectl describe node`` after the plugin and GFD ran).
+
+        >>> node.export_k8s().resources.mixed.resources        # doctest: +SKIP
+        {'nvidia.com/mig-1g.12gb': 14}
+
+        Returns:
+            :class:`~migctl.records.schedulers.K8sExportReport` (a strategy the plugin would refuse
+            has ``ok`` false and the plugin's reason in ``error``).
+        Raises:
+            UsageError: a bad ``gpus``.
+        """
+        from migctl.ops.integrations import k8s_export
+
+        return k8s_export(self.select(gpus))
+
+    # -- mig-parted parity: generate_config, checkpoint, restore -------------------------------------
+
+    def generate_config(
+        self, gpus: Gpus = None, *, file: str | os.PathLike[str] | None = None, fmt: str = "yaml"
+    ) -> GenerateConfigReport:
+        """The configs ``nvidia-mig-parted generate-config`` builds, from the profiles NVML reports:
+        ``migctl generate-config`` (``all-disabled``, ``all-enabled``, ``all-<profile>``, ``all-balanced``).
+
+        >>> node.generate_config().config["mig-configs"]["all-balanced"]     # doctest: +SKIP
+        [{'devices': 'all', 'mig-enabled': True, 'mig-devices': {'1g.12gb': 2, '2g.24gb': 1, '3g.48gb': 1}}]
+
+        With ``file`` the config is also written there, as ``fmt`` (``yaml`` or ``json``).
+
+        Returns:
+            :class:`~migctl.records.parity.GenerateConfigReport` (``config`` is the v1 file as data).
+        Raises:
+            UsageError: no MIG-capable GPU among ``gpus``, a bad ``fmt``, or ``file`` cannot be written.
+        """
+        from migctl.ops.parity import generate_config
+
+        if fmt not in ("yaml", "json"):
+            raise UsageError(f"fmt {fmt!r}: expected yaml or json")
+        return generate_config(self.select(gpus), file, "json" if fmt == "json" else "yaml")
+
+    def checkpoint(self, gpus: Gpus = None, *, file: str | os.PathLike[str] | None = None) -> CheckpointReport:
+        """The node's exact MIG state (mode, GPU instances and compute instances with placements):
+        ``migctl checkpoint`` (``nvidia-mig-parted checkpoint``, placements included).
+
+        >>> saved = node.checkpoint(file="/var/tmp/mig.json").checkpoint      # doctest: +SKIP
+        >>> node.restore(saved)                                              # doctest: +SKIP
+
+        With ``file`` it is also written there (atomically, mode 0600) for ``restore -f``.
+
+        Returns:
+            :class:`~migctl.records.parity.CheckpointReport` (``checkpoint`` is what :meth:`restore` takes).
+        Raises:
+            UsageError: a bad ``gpus``, or ``file`` cannot be written.
+        """
+        from migctl.ops.parity import write_checkpoint
+
+        return write_checkpoint(self.select(gpus), file)
+
+    def restore(
+        self,
+        checkpoint: Checkpoint | str | os.PathLike[str],
+        *,
+        hooks_file: str | os.PathLike[str] | None = None,
+        mode_only: bool = False,
+        wait_s: float | None = None,
+    ) -> RestoreReport:
+        """Bring every checkpointed GPU (found by UUID) back to that exact state: ``migctl restore``
+        (``nvidia-mig-parted restore``), through apply's planner and transaction.
+
+        >>> node.restore("/var/tmp/mig.json").ok             # doctest: +SKIP
+        True
+
+        ``checkpoint`` is a :class:`~migctl.records.parity.Checkpoint` or the path of a checkpoint
+        file (``"-"``: stdin). What already matches is kept; ``mode_only`` restores only MIG modes.
+
+        Returns:
+            :class:`~migctl.records.parity.RestoreReport`; ``ok`` is false when a GPU was rolled
+            back, failed or is pending a reset.
+        Raises:
+            InUseError: the state needs a busy instance (nothing is changed). UsageError: a bad
+            checkpoint file, a GPU the node lacks, a profile a GPU lacks. LockTimeoutError.
+        """
+        from migctl.ops.files import load_hooks_file
+        from migctl.ops.parity import restore
+
+        source = "<checkpoint>"
+        if not isinstance(checkpoint, Checkpoint):
+            from migctl.integrations.checkpoint import CheckpointError, from_text
+            from migctl.ops.files import read_text
+
+            text, source = read_text(checkpoint)
+            try:
+                checkpoint = from_text(text, source)
+            except CheckpointError as exc:
+                raise UsageError(str(exc)) from None
+        hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
+        return restore(
+            self._node,
+            checkpoint,
+            source,
+            hooks=hooks,
+            hooks_file="" if hooks_file is None else os.fspath(hooks_file),
+            only_mode=mode_only,
+            wait_s=wait_s,
+        )
+
     def recover(self, *, wait_s: float | None = None) -> RecoverReport:
         """Finish, or roll back, an apply or create a crash or ``kill -9`` interrupted: ``migctl recover``
         (mig-parted has none: it reapplies).
@@ -420,9 +600,11 @@ class Node:
         gpus: Gpus,
     ) -> NodePlan:
         from migctl.config import ConfigError, parse_layout
-        from migctl.ops.files import load_config_file, usage_error
+        from migctl.ops.files import default_config_file, load_config_file, usage_error
         from migctl.ops.plan import plan_node
 
+        if layout is None and file is None and spec is None and config:
+            file = default_config_file()  # as `migctl apply -c NAME` without -f
         given = [x for x in (layout, file, spec) if x is not None]
         if len(given) != 1:
             raise UsageError("give exactly one of: a layout, file= or spec=")
@@ -473,7 +655,7 @@ class Node:
         :class:`~migctl.errors.InUseError` naming the holders when no match is free in time.
 
         Replaces: ``nvidia-smi -L``, then ``CUDA_VISIBLE_DEVICES=MIG-<uuid> COMMAND`` by hand;
-        the CLI's ``migctl run --on TARGET [--wait [S]] -- COMMAND``.
+        the CLI's ``migctl run --on TARGET [--queue [S]] -- COMMAND``.
         """
         from migctl.config.target import parse_target
         from migctl.ops import run as run_ops
@@ -604,6 +786,72 @@ class Node:
             logs_dir=None if logs_dir is None else Path(logs_dir),
             grace_s=grace_s,
             max_parallel=max_parallel,
+            on_progress=on_progress,
+        )
+
+    def auto_batch(
+        self,
+        jobs: Sequence[JobSpec] | str | os.PathLike[str],
+        *,
+        gpus: Gpus = None,
+        objective: str = "jct",
+        logs_dir: str | os.PathLike[str] | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        grace_s: float = 10.0,
+        on_progress: Callable[[BatchProgress], None] | None = None,
+    ) -> AutoBatchReport:
+        """Run a batch with migctl choosing each job's profile and reshaping idle MIG slices for it.
+
+        >>> from migctl.config.autojobs import needs
+        >>> from migctl.config.jobs import job
+        >>> report = node.auto_batch([
+        ...     job(["python", "bert.py"], auto=needs(model="bert", batch=4, work="20m")),
+        ...     job(["python", "etl.py"], auto=needs(memory="4GiB", work="5m")),
+        ... ], gpus="0-3")                                                          # doctest: +SKIP
+        >>> [(s.name, s.profile, s.end_s) for s in report.schedule]                 # doctest: +SKIP
+        [('job-1', '7g.40gb', 1201.3), ('job-2', '1g.5gb', 300.4)]
+
+        ``jobs``: :class:`~migctl.config.jobs.JobSpec` entries whose ``auto`` says what each
+        needs (:func:`~migctl.config.autojobs.needs`: ``memory``, ``work``, ``speeds`` or
+        ``times``, or a ``model`` from the speed table), or the path of a jobs file with those
+        keys (docs/scheduler.md). ``gpus``: the GPUs it may use and reshape (default every
+        MIG-capable one). ``objective``: ``"jct"`` (mean completion time) or ``"makespan"``.
+        The rest is as :meth:`batch`: the same leases, environment, logs, retries, timeouts and
+        SIGINT/SIGTERM handling. Instances it made stay when it ends.
+
+        Returns: an :class:`~migctl.records.autobatch.AutoBatchReport` (``jobs`` and ``summary``
+        as :meth:`batch` returns them, each job's profile, start, end and planned end, every
+        reshape).
+
+        Raises: :class:`~migctl.errors.UsageError` before anything runs or changes for a job
+        without memory or work, a model the speed table lacks, a job with a target, a job no
+        profile here can hold, a bad ``objective`` or ``gpus``;
+        :class:`~migctl.errors.NotSupportedError` without a MIG-capable GPU.
+
+        Replaces: choosing a MIG layout by hand (``nvidia-mig-parted apply``) and then handing
+        out ``CUDA_VISIBLE_DEVICES``; the CLI's ``migctl batch --auto JOBS.yaml``.
+        """
+        from pathlib import Path
+
+        from migctl.core.scheduler import OBJECTIVES
+        from migctl.ops import autobatch, autojobs
+
+        chosen = next((o for o in OBJECTIVES if o == objective), None)
+        if chosen is None:
+            raise UsageError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        scope = autojobs.scope(self._node, None if gpus is None else str(gpus))
+        if isinstance(jobs, (str, os.PathLike)):
+            ready = autojobs.load_auto_jobs(Path(jobs), self._node, scope, retries=retries, timeout=timeout)
+        else:
+            ready = autojobs.ready_auto(self._node, scope, list(jobs), retries=retries, timeout=timeout)
+        return autobatch.run_auto_batch(
+            self._node,
+            ready,
+            scope,
+            objective=chosen,
+            logs_dir=None if logs_dir is None else Path(logs_dir),
+            grace_s=grace_s,
             on_progress=on_progress,
         )
 

@@ -6,37 +6,29 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from migctl import sim as simulator
-from migctl.cli.app import JSON_OPTION, STATE, app, emit
+from migctl.cli.app import STATE, commands, emit
+from migctl.cli.render import table
 from migctl.errors import UsageError, from_nvml
 from migctl.sim import catalog
 
-sim_app = typer.Typer(
+app = commands()
+sim_app = commands(
     help="Control the simulated node (models, reset, driver reload, processes, fabric manager).", no_args_is_help=True
 )
 app.add_typer(sim_app, name="sim")
 
 
-def _sim() -> simulator.SimNvml:
+def _control() -> simulator.SimControl:
     try:
-        return simulator.open(STATE.sim)
+        return simulator.open_control(STATE.sim)
     except simulator.SimSpecError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _gpu_handle(nvml: simulator.SimNvml, index: int) -> Any:
-    import pynvml
-
-    try:
-        return nvml.nvmlDeviceGetHandleByIndex(index)
-    except pynvml.NVMLError:
-        raise UsageError(f"the simulated node has no GPU {index}") from None
-
-
 @sim_app.command("models")
-def models(json_out: bool = JSON_OPTION) -> None:
+def models() -> None:
     """GPU models the simulator knows (for --sim MODEL[xCOUNT],...)."""
     data = {
         "models": [
@@ -55,11 +47,10 @@ def models(json_out: bool = JSON_OPTION) -> None:
     }
 
     def render(console: Console, d: dict[str, Any]) -> None:
-        table = Table()
-        for col in ("model", "name", "PCI ID", "arch", "max inst", "profiles"):
-            table.add_column(col)
+        t = table("model", "name", "PCI ID", "arch", "max inst", "profiles", right=("max inst",))
+        t.columns[5].no_wrap = False
         for m in d["models"]:
-            table.add_row(
+            t.add_row(
                 m["key"],
                 m["name"],
                 m["pci_device_id"],
@@ -67,91 +58,139 @@ def models(json_out: bool = JSON_OPTION) -> None:
                 str(m["max_instances"]),
                 ", ".join(m["profiles"]) or "(not MIG-capable)",
             )
-        console.print(table)
+        console.print(t)
 
-    emit(data, render, json_out)
+    emit(data, render)
 
 
 @sim_app.command("reset")
-def reset(json_out: bool = JSON_OPTION) -> None:
+def reset() -> None:
     """Start the simulated node fresh: MIG disabled, no instances (uses --sim SPEC, else the stored one)."""
     try:
         spec = simulator.reset(STATE.sim)
     except simulator.SimSpecError as exc:
         raise UsageError(str(exc)) from None
-    emit({"spec": spec, "reset": True}, lambda c, d: c.print(f"simulated node reset: {d['spec']}"), json_out)
+    emit({"spec": spec, "reset": True}, lambda c, d: c.print(f"simulated node reset: {d['spec']}"))
 
 
 @sim_app.command("reset-gpu")
-def reset_gpu(index: int = typer.Argument(..., help="GPU index."), json_out: bool = JSON_OPTION) -> None:
+def reset_gpu(index: int = typer.Argument(..., metavar="INDEX", help="GPU index.", show_default=False)) -> None:
     """Simulate a GPU reset (a pending MIG mode takes effect; instances are lost)."""
     import pynvml
 
-    nvml = _sim()
+    control = _control()
+    if not 0 <= index < control.gpu_count:
+        raise UsageError(f"the simulated node has no GPU {index}")
     try:
-        nvml.simResetGpu(_gpu_handle(nvml, index))
+        control.reset_gpu(index)
     except pynvml.NVMLError as exc:
         raise from_nvml(exc, f"resetting simulated GPU {index}", hint="stop the processes using it first") from None
-    emit({"index": index, "reset": True}, lambda c, d: c.print(f"GPU {index} reset"), json_out)
+    emit({"index": index, "reset": True}, lambda c, d: c.print(f"GPU {index} reset"))
 
 
 @sim_app.command("reload-driver")
-def reload_driver(json_out: bool = JSON_OPTION) -> None:
+def reload_driver() -> None:
     """Simulate unloading and reloading the driver (Hopper and later lose MIG mode)."""
     import pynvml
 
-    nvml = _sim()
+    control = _control()
     try:
-        nvml.simReloadDriver()
+        control.reload_driver()
     except pynvml.NVMLError as exc:
         raise from_nvml(exc, "reloading the simulated driver", hint="stop the processes using the GPUs first") from None
-    emit({"reloaded": True}, lambda c, d: c.print("driver reloaded"), json_out)
+    emit({"reloaded": True}, lambda c, d: c.print("driver reloaded"))
 
 
 @sim_app.command("fabric-manager")
 def fabric_manager(
-    action: str = typer.Argument("status", help="start, stop or status"), json_out: bool = JSON_OPTION
+    action: str = typer.Argument(
+        "status", metavar="[start|stop|status]", help="What to do (default status).", show_default=False
+    ),
 ) -> None:
     """Start or stop the simulated nvidia-fabricmanager service (HGX boards need it for CUDA)."""
-    nvml = _sim()
+    control = _control()
     if action not in ("start", "stop", "status"):
         raise UsageError(f"fabric-manager {action!r}: expected start, stop or status")
     if action != "status":
-        nvml.simSetFabricManager(action == "start")
-    state = nvml.simFabricManager()
+        control.set_fabric_manager(action == "start")
+    fm = control.fabric_manager()
     emit(
-        state,
+        {"active": fm.active, "version": fm.version},
         lambda c, d: c.print(
             f"nvidia-fabricmanager: {'active' if d['active'] else 'inactive'} (version {d['version']})"
         ),
-        json_out,
     )
 
 
 @sim_app.command("attach")
 def attach(
-    pid: int = typer.Option(..., "--pid", help="A running process to record as a compute process."),
-    gpu: int | None = typer.Option(None, "-i", "--id", help="GPU index (MIG disabled: the whole GPU)."),
-    uuid: str | None = typer.Option(None, "--uuid", help="MIG device UUID."),
-    memory: int = typer.Option(256, "--memory", help="GPU memory it uses, MiB."),
-    json_out: bool = JSON_OPTION,
+    pid: int = typer.Option(
+        ..., "--pid", metavar="PID", help="A running process to record as a compute process.", show_default=False
+    ),
+    gpu: int | None = typer.Option(
+        None, "-i", "--id", metavar="GPU", help="GPU index (MIG disabled: the whole GPU).", show_default=False
+    ),
+    uuid: str | None = typer.Option(None, "--uuid", metavar="MIG-UUID", help="MIG device UUID.", show_default=False),
+    memory: int = typer.Option(
+        256, "--memory", metavar="MIB", help="GPU memory it uses, MiB (default 256).", show_default=False
+    ),
+    util: int = typer.Option(
+        0, "--util", metavar="PERCENT", help="Load it puts on the device's SMs, 0-100 (default 0).", show_default=False
+    ),
 ) -> None:
-    """Record a running process as using a GPU or MIG device (until it exits)."""
-    import pynvml
+    """Record a running process as using a GPU or MIG device (until it exits), with its load."""
+    control = _control()  # checks that the pid exists first, then where to attach it
+    done = control.attach(pid, uuid=uuid or None, gpu=gpu, memory_mib=memory, util=util)
+    emit(
+        {"pid": pid, "attached": True, "memory_mib": done.memory_mib, "util": done.util},
+        lambda c, d: c.print(f"pid {pid} attached"),
+    )
 
-    nvml = _sim()
-    try:
-        if uuid:
-            handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
-        elif gpu is not None:
-            handle = _gpu_handle(nvml, gpu)
-        else:
-            raise UsageError("sim attach needs -i GPU or --uuid MIG-...")
-        nvml.simAttachProcess(handle, pid, memory)
-    except pynvml.NVMLError as exc:
-        raise from_nvml(
-            exc,
-            f"attaching pid {pid}",
-            hint="attach to a MIG device (--uuid) when MIG is enabled, to a GPU (-i) otherwise",
-        ) from None
-    emit({"pid": pid, "attached": True}, lambda c, d: c.print(f"pid {pid} attached"), json_out)
+
+@sim_app.command("load")
+def set_load(
+    pid: int = typer.Option(..., "--pid", metavar="PID", help="An attached process.", show_default=False),
+    util: int | None = typer.Option(
+        None, "--util", metavar="PERCENT", help="Its new load on the device's SMs, 0-100.", show_default=False
+    ),
+    memory: int | None = typer.Option(
+        None, "--memory", metavar="MIB", help="Its new GPU memory, MiB.", show_default=False
+    ),
+) -> None:
+    """Change the load (and memory) of a process attached with sim attach."""
+    done = _control().set_load(pid, util=util, memory_mib=memory)
+    emit(
+        {"pid": pid, "memory_mib": done.memory_mib, "util": done.util},
+        lambda c, d: c.print(f"pid {pid}: {d['util']}% load, {d['memory_mib']} MiB"),
+    )
+
+
+@sim_app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_(
+    command: list[str] | None = typer.Argument(
+        None,
+        metavar="[--] COMMAND [ARGS]...",
+        help="The program and its arguments (every word from COMMAND on is its own).",
+        show_default=False,
+    ),
+) -> None:
+    """Run COMMAND with pynvml talking to the simulated node (nvitop, gpustat, your own script).
+
+    Any Python program in COMMAND's process tree that imports pynvml sees the simulated GPUs,
+    MIG devices, processes and load, and never the real libnvidia-ml. migctl's own options end
+    at COMMAND (or --): migctl --sim h20x8 sim exec nvitop -1. Exit status: COMMAND's.
+    """
+    import os
+    import shutil
+
+    from migctl.sim.exec import child_env
+
+    argv = list(command or ())
+    if not argv:
+        raise UsageError("sim exec needs a command", hint="e.g. migctl --sim h20x8 sim exec -- nvitop -1")
+    control = _control()
+    exe = shutil.which(argv[0]) if "/" not in argv[0] else argv[0]
+    if exe is None or not os.access(exe, os.X_OK):
+        raise UsageError(f"{argv[0]}: command not found", hint="give a program on PATH or its path")
+    env = child_env(control.spec, control.state_dir)
+    os.execve(exe, argv, env)  # noqa: S606 - an argv list, no shell: the command replaces migctl

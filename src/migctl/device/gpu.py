@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 from typing import Any
 
 import psutil
@@ -21,7 +19,7 @@ from migctl.core.geometry import Engines, GiProfile, GpuGeometry, Placement
 from migctl.device.instances import GpuInstance, _vanishing_ok
 from migctl.device.nvml import Nvml
 from migctl.device.types import CiProfileInfo, GiProfileInfo, MigDeviceInfo, MigMode, ProcessInfo
-from migctl.errors import DriverError, NotSupportedError
+from migctl.errors import NotSupportedError
 
 NO_ID = 0xFFFFFFFF
 
@@ -51,12 +49,16 @@ class Gpu:
     def __init__(self, nvml: Nvml, index: int) -> None:
         self.nvml = nvml
         self.index = index
-        self.handle = nvml.read("nvmlDeviceGetHandleByIndex", index)
-        self.uuid = _text(nvml.read("nvmlDeviceGetUUID", self.handle))
-        self.name = _text(nvml.read("nvmlDeviceGetName", self.handle))
-        pci = nvml.read("nvmlDeviceGetPciInfo", self.handle)
+        self.handle = nvml.read(nvml.lib.nvmlDeviceGetHandleByIndex, index)
+        self.uuid = _text(nvml.read(nvml.lib.nvmlDeviceGetUUID, self.handle))
+        self.name = _text(nvml.read(nvml.lib.nvmlDeviceGetName, self.handle))
+        pci = nvml.read(nvml.lib.nvmlDeviceGetPciInfo, self.handle)
         self.pci_device_id = int(pci.pciDeviceId)
+        #: ``(subsystem device << 16) | subsystem vendor``, e.g. ``0x16C010DE`` (mig-parted's
+        #: ``device-filter`` second half).
+        self.pci_subsystem_id = int(pci.pciSubSystemId)
         self.bus_id = _text(pci.busId)
+        self._minor: int | None = None
         self._profiles: list[GiProfileInfo] | None = None
         self._ci_profile_cache: dict[int, list[CiProfileInfo]] = {}
 
@@ -65,15 +67,22 @@ class Gpu:
 
     # -- identity and health ---------------------------------------------------------------
 
+    @property
+    def minor_number(self) -> int:
+        """The ``N`` of ``/dev/nvidiaN`` (and of ``gpuN`` in the driver's MIG capability table)."""
+        if self._minor is None:
+            self._minor = int(self.nvml.read(self.nvml.lib.nvmlDeviceGetMinorNumber, self.handle))
+        return self._minor
+
     def memory_mib(self) -> tuple[int, int]:
         """(total, used) MiB, as in ``nvidia-smi --query-gpu=memory.total,memory.used``."""
-        mem = self.nvml.read("nvmlDeviceGetMemoryInfo", self.handle)
+        mem = self.nvml.read(self.nvml.lib.nvmlDeviceGetMemoryInfo, self.handle)
         return int(mem.total) // 2**20, int(mem.used) // 2**20
 
     def mig_mode(self) -> MigMode | None:
         """``nvidia-smi -i N -q`` "MIG Mode"; ``None`` when the GPU is not MIG-capable."""
         try:
-            current, pending = self.nvml.read("nvmlDeviceGetMigMode", self.handle)
+            current, pending = self.nvml.read(self.nvml.lib.nvmlDeviceGetMigMode, self.handle)
         except pynvml.NVMLError as exc:
             if exc.value == pynvml.NVML_ERROR_NOT_SUPPORTED:
                 return None
@@ -87,7 +96,7 @@ class Gpu:
     def processes(self) -> list[ProcessInfo]:
         """Compute processes on this GPU and its MIG devices (``nvidia-smi --query-compute-apps``)."""
         out = []
-        for p in self.nvml.read("nvmlDeviceGetComputeRunningProcesses", self.handle):
+        for p in self.nvml.read(self.nvml.lib.nvmlDeviceGetComputeRunningProcesses, self.handle):
             gi = getattr(p, "gpuInstanceId", NO_ID)
             ci = getattr(p, "computeInstanceId", NO_ID)
             out.append(
@@ -114,7 +123,7 @@ class Gpu:
         out: list[GiProfileInfo] = []
         for enum in range(pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT):
             try:
-                info = self.nvml.read("nvmlDeviceGetGpuInstanceProfileInfo", self.handle, enum)
+                info = self.nvml.read(self.nvml.lib.nvmlDeviceGetGpuInstanceProfileInfo, self.handle, enum)
             except pynvml.NVMLError as exc:
                 if exc.value == pynvml.NVML_ERROR_INVALID_ARGUMENT:
                     break
@@ -146,10 +155,16 @@ class Gpu:
 
     def _possible_placements(self, profile_id: int) -> tuple[Placement, ...]:
         count = ctypes.c_uint(0)
-        self.nvml.read("nvmlDeviceGetGpuInstancePossiblePlacements", self.handle, profile_id, None, ctypes.byref(count))
+        self.nvml.read(
+            self.nvml.lib.nvmlDeviceGetGpuInstancePossiblePlacements, self.handle, profile_id, None, ctypes.byref(count)
+        )
         array = (pynvml.c_nvmlGpuInstancePlacement_t * max(count.value, 1))()
         self.nvml.read(
-            "nvmlDeviceGetGpuInstancePossiblePlacements", self.handle, profile_id, array, ctypes.byref(count)
+            self.nvml.lib.nvmlDeviceGetGpuInstancePossiblePlacements,
+            self.handle,
+            profile_id,
+            array,
+            ctypes.byref(count),
         )
         return tuple(Placement(int(array[i].start), int(array[i].size)) for i in range(count.value))
 
@@ -185,7 +200,7 @@ class Gpu:
     def remaining_capacity(self, profile_id: int) -> int | None:
         """Free instances of a profile now (``-lgip`` "Free"); ``None`` while MIG is disabled."""
         try:
-            return int(self.nvml.read("nvmlDeviceGetGpuInstanceRemainingCapacity", self.handle, profile_id))
+            return int(self.nvml.read(self.nvml.lib.nvmlDeviceGetGpuInstanceRemainingCapacity, self.handle, profile_id))
         except pynvml.NVMLError as exc:
             if exc.value == pynvml.NVML_ERROR_NOT_SUPPORTED:
                 return None
@@ -202,7 +217,7 @@ class Gpu:
         for prof in self.profiles():
             array = (pynvml.c_nvmlGpuInstance_t * max(prof.instance_count, 1))()
             count = ctypes.c_uint(0)
-            self.nvml.read("nvmlDeviceGetGpuInstances", self.handle, prof.id, array, ctypes.byref(count))
+            self.nvml.read(self.nvml.lib.nvmlDeviceGetGpuInstances, self.handle, prof.id, array, ctypes.byref(count))
             for i in range(count.value):
                 gi = _vanishing_ok(GpuInstance, self, array[i])
                 if gi is not None:
@@ -211,7 +226,7 @@ class Gpu:
 
     def gpu_instance(self, gi_id: int) -> GpuInstance | None:
         try:
-            handle = self.nvml.read("nvmlDeviceGetGpuInstanceById", self.handle, gi_id)
+            handle = self.nvml.read(self.nvml.lib.nvmlDeviceGetGpuInstanceById, self.handle, gi_id)
         except pynvml.NVMLError as exc:
             if exc.value in (pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_ERROR_INVALID_ARGUMENT):
                 return None
@@ -224,23 +239,23 @@ class Gpu:
         if mode is None or not mode.current:
             return []
         out = []
-        limit = int(self.nvml.read("nvmlDeviceGetMaxMigDeviceCount", self.handle))
+        limit = int(self.nvml.read(self.nvml.lib.nvmlDeviceGetMaxMigDeviceCount, self.handle))
         for i in range(limit):
             try:
-                mig = self.nvml.read("nvmlDeviceGetMigDeviceHandleByIndex", self.handle, i)
+                mig = self.nvml.read(self.nvml.lib.nvmlDeviceGetMigDeviceHandleByIndex, self.handle, i)
             except pynvml.NVMLError as exc:
                 if exc.value == pynvml.NVML_ERROR_NOT_FOUND:
                     continue
                 raise
-            gi_id = int(self.nvml.read("nvmlDeviceGetGpuInstanceId", mig))
-            ci_id = int(self.nvml.read("nvmlDeviceGetComputeInstanceId", mig))
-            name = _text(self.nvml.read("nvmlDeviceGetName", mig))
-            mem = self.nvml.read("nvmlDeviceGetMemoryInfo", mig)
+            gi_id = int(self.nvml.read(self.nvml.lib.nvmlDeviceGetGpuInstanceId, mig))
+            ci_id = int(self.nvml.read(self.nvml.lib.nvmlDeviceGetComputeInstanceId, mig))
+            name = _text(self.nvml.read(self.nvml.lib.nvmlDeviceGetName, mig))
+            mem = self.nvml.read(self.nvml.lib.nvmlDeviceGetMemoryInfo, mig)
             out.append(
                 MigDeviceInfo(
                     gpu_index=self.index,
                     index=i,
-                    uuid=_text(self.nvml.read("nvmlDeviceGetUUID", mig)),
+                    uuid=_text(self.nvml.read(self.nvml.lib.nvmlDeviceGetUUID, mig)),
                     gi_id=gi_id,
                     ci_id=ci_id,
                     profile=name.split(" MIG ", 1)[-1] if " MIG " in name else name,
@@ -252,12 +267,12 @@ class Gpu:
     def create_gpu_instance(self, profile_id: int, placement: Placement | None = None) -> GpuInstance:
         """``nvidia-smi mig -cgi ID -i N``; with ``placement``, at exactly those slices."""
         if placement is None:
-            handle = self.nvml.write("nvmlDeviceCreateGpuInstance", self.handle, profile_id)
+            handle = self.nvml.write(self.nvml.lib.nvmlDeviceCreateGpuInstance, self.handle, profile_id)
         else:
             where = pynvml.c_nvmlGpuInstancePlacement_t()
             where.start, where.size = placement.start, placement.size
             handle = self.nvml.write(
-                "nvmlDeviceCreateGpuInstanceWithPlacement", self.handle, profile_id, ctypes.byref(where)
+                self.nvml.lib.nvmlDeviceCreateGpuInstanceWithPlacement, self.handle, profile_id, ctypes.byref(where)
             )
         return GpuInstance(self, handle)
 
@@ -266,27 +281,11 @@ class Gpu:
     def set_mig_mode(self, enabled: bool) -> int:
         """``nvidia-smi -i N -mig 1|0``. Returns NVML's activation status (IN_USE: pending)."""
         mode = pynvml.NVML_DEVICE_MIG_ENABLE if enabled else pynvml.NVML_DEVICE_MIG_DISABLE
-        return int(self.nvml.write("nvmlDeviceSetMigMode", self.handle, mode))
+        return int(self.nvml.write(self.nvml.lib.nvmlDeviceSetMigMode, self.handle, mode))
 
     def reset(self) -> None:
-        """``nvidia-smi --gpu-reset -i <bus id>``, run as an argv list (its text is not parsed).
+        """``nvidia-smi --gpu-reset -i <bus id>``, through the node's platform.
 
-        On the simulator this is the simulated reset. Raises IN_USE (as NVMLError) when
-        processes hold the GPU on the simulator; on hardware nvidia-smi's exit status decides.
+        Raises IN_USE (as NVMLError) or :class:`DriverError` when the reset is refused.
         """
-        if self.nvml.is_simulator:
-            self.nvml.write("simResetGpu", self.handle)
-            return
-        exe = shutil.which("nvidia-smi")
-        if exe is None:
-            raise DriverError("nvidia-smi not found; it is needed for a GPU reset (part of the NVIDIA driver)")
-        result = subprocess.run(
-            [exe, "--gpu-reset", "-i", self.bus_id], capture_output=True, text=True, timeout=300, check=False
-        )
-        if result.returncode != 0:
-            raise DriverError(
-                f"GPU {self.index} reset failed (nvidia-smi exit {result.returncode})",
-                hint="stop every process using the GPU (including nvidia-persistenced, DCGM, monitoring agents) "
-                "and on NVSwitch systems make sure nvidia-fabricmanager is running, then retry",
-                output=(result.stderr or result.stdout).strip()[-500:],
-            )
+        self.nvml.platform.resetter.reset(self.index, self.bus_id)

@@ -43,11 +43,13 @@ class ComputeInstance:
         self.gpu_instance = gpu_instance
         self.handle = handle
         nvml = gpu_instance.gpu.nvml
-        info = nvml.read("nvmlComputeInstanceGetInfo", handle)
+        info = nvml.read(nvml.lib.nvmlComputeInstanceGetInfo, handle)
         self.id = int(info.id)
         self.profile_id = int(info.profileId)
         self.placement = Placement(int(info.placement.start), int(info.placement.size))
-        self.uuid = str(nvml.read("nvmlDeviceGetUUID", info.device))
+        #: The MIG device's own handle (memory, BAR1 and processes of this instance).
+        self.device = info.device
+        self.uuid = str(nvml.read(nvml.lib.nvmlDeviceGetUUID, info.device))
         self.profile = gpu_instance.ci_profile_name(self.profile_id)
 
     def info(self) -> ComputeInstanceInfo:
@@ -55,7 +57,7 @@ class ComputeInstance:
 
     def destroy(self) -> None:
         """``nvidia-smi mig -dci -ci CI -gi GI -i GPU``. IN_USE while a process runs on it."""
-        self.gpu_instance.gpu.nvml.write("nvmlComputeInstanceDestroy", self.handle)
+        self.gpu_instance.gpu.nvml.write(self.gpu_instance.gpu.nvml.lib.nvmlComputeInstanceDestroy, self.handle)
 
 
 class GpuInstance:
@@ -67,7 +69,7 @@ class GpuInstance:
     def __init__(self, gpu: Gpu, handle: Any) -> None:
         self.gpu = gpu
         self.handle = handle
-        info = gpu.nvml.read("nvmlGpuInstanceGetInfo", handle)
+        info = gpu.nvml.read(gpu.nvml.lib.nvmlGpuInstanceGetInfo, handle)
         self.id = int(info.id)
         self.profile_id = int(info.profileId)
         self.placement = Placement(int(info.placement.start), int(info.placement.size))
@@ -90,7 +92,7 @@ class GpuInstance:
         for enum in range(pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
             try:
                 info = nvml.read(
-                    "nvmlGpuInstanceGetComputeInstanceProfileInfo",
+                    nvml.lib.nvmlGpuInstanceGetComputeInstanceProfileInfo,
                     self.handle,
                     enum,
                     pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED,
@@ -121,18 +123,24 @@ class GpuInstance:
     def ci_remaining_capacity(self, ci_profile_id: int) -> int:
         """How many more compute instances of a profile fit now (``-lcip`` "Free")."""
         return int(
-            self.gpu.nvml.read("nvmlGpuInstanceGetComputeInstanceRemainingCapacity", self.handle, ci_profile_id)
+            self.gpu.nvml.read(
+                self.gpu.nvml.lib.nvmlGpuInstanceGetComputeInstanceRemainingCapacity, self.handle, ci_profile_id
+            )
         )
 
     def _ci_placements(self, ci_profile_id: int) -> tuple[Placement, ...]:
         nvml = self.gpu.nvml
         count = ctypes.c_uint(0)
         nvml.read(
-            "nvmlGpuInstanceGetComputeInstancePossiblePlacements", self.handle, ci_profile_id, None, ctypes.byref(count)
+            nvml.lib.nvmlGpuInstanceGetComputeInstancePossiblePlacements,
+            self.handle,
+            ci_profile_id,
+            None,
+            ctypes.byref(count),
         )
         array = (pynvml.c_nvmlComputeInstancePlacement_t * max(count.value, 1))()
         nvml.read(
-            "nvmlGpuInstanceGetComputeInstancePossiblePlacements",
+            nvml.lib.nvmlGpuInstanceGetComputeInstancePossiblePlacements,
             self.handle,
             ci_profile_id,
             array,
@@ -163,7 +171,7 @@ class GpuInstance:
         for prof in self.ci_profiles():
             array = (pynvml.c_nvmlComputeInstance_t * max(prof.instance_count, 1))()
             count = ctypes.c_uint(0)
-            nvml.read("nvmlGpuInstanceGetComputeInstances", self.handle, prof.id, array, ctypes.byref(count))
+            nvml.read(nvml.lib.nvmlGpuInstanceGetComputeInstances, self.handle, prof.id, array, ctypes.byref(count))
             for i in range(count.value):
                 ci = _vanishing_ok(ComputeInstance, self, array[i])
                 if ci is not None:
@@ -174,18 +182,21 @@ class GpuInstance:
         """``nvidia-smi mig -cci ID -gi GI``: the driver places it unless ``placement`` is given."""
         nvml = self.gpu.nvml
         if placement is None:
-            handle = nvml.write("nvmlGpuInstanceCreateComputeInstance", self.handle, ci_profile_id)
+            handle = nvml.write(nvml.lib.nvmlGpuInstanceCreateComputeInstance, self.handle, ci_profile_id)
         else:
             where = pynvml.c_nvmlComputeInstancePlacement_t()
             where.start, where.size = placement.start, placement.size
             handle = nvml.write(
-                "nvmlGpuInstanceCreateComputeInstanceWithPlacement", self.handle, ci_profile_id, ctypes.byref(where)
+                nvml.lib.nvmlGpuInstanceCreateComputeInstanceWithPlacement,
+                self.handle,
+                ci_profile_id,
+                ctypes.byref(where),
             )
         return ComputeInstance(self, handle)
 
     def destroy(self) -> None:
         """``nvidia-smi mig -dgi -gi GI -i GPU``. IN_USE while it has compute instances."""
-        self.gpu.nvml.write("nvmlGpuInstanceDestroy", self.handle)
+        self.gpu.nvml.write(self.gpu.nvml.lib.nvmlGpuInstanceDestroy, self.handle)
 
     def info(self) -> GpuInstanceInfo:
         return GpuInstanceInfo(

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pynvml
@@ -32,7 +33,7 @@ from migctl.errors import (
     UsageError,
     from_nvml,
 )
-from migctl.ops import cancel, journal
+from migctl.ops import cancel, history, journal
 from migctl.ops.busy import Claim, describe_lease, node_leases
 from migctl.ops.execute import converge, execute_plan
 from migctl.ops.hooks import HookError, HookResult, mig_parted_env, run_hook
@@ -141,15 +142,22 @@ def apply(
     parallel: bool = True,
     wait_s: float | None = None,
     on_progress: Callable[[GpuOutcome], None] | None = None,
+    skip_reset: bool = False,
 ) -> ApplyReport:
     """Apply a plan made by :func:`migctl.ops.plan.plan_node`: mode changes first, then each GPU
     as a transaction. Raises the refusal (:class:`~migctl.errors.InUseError` or
-    :class:`~migctl.errors.InsufficientResourcesError`) before any change when a GPU refuses.
+    :class:`~migctl.errors.InsufficientResourcesError`) before any change when a GPU refuses, and
+    :attr:`NodePlan.uncovered` (a :class:`~migctl.errors.UsageError`) when the config covers none
+    of the GPUs.
 
     Re-plans under the host lock (the node may have changed since planning), so the plan it
     executes is always made from the state it changes. ``report.ok`` is false when a GPU did
-    not get its layout or the ``apply-exit`` hook failed (as in mig-parted).
+    not get its layout or the ``apply-exit`` hook failed (as in mig-parted). With
+    ``skip_reset`` (mig-parted's ``--skip-reset``) a MIG mode change the driver left pending
+    until a GPU reset counts as done: that is what the caller asked for.
     """
+    if node_plan.uncovered is not None:
+        raise node_plan.uncovered
     env = hook_env or mig_parted_env(node_plan.source, node_plan.config)
     log: list[HookRun] = []
     with host_lock(wait_s), cancel.cancellable() as stop:
@@ -165,7 +173,7 @@ def apply(
         fresh = tuple(
             plan_gpu(node.gpus[g.gpu], g.target, leases) if g.target is not None else g for g in node_plan.gpus
         )
-        node_plan = NodePlan(node_plan.config, node_plan.source, fresh)
+        node_plan = replace(node_plan, gpus=fresh)
         if node_plan.refusals:
             raise refusal_error(node_plan)
         claims = _claim_all(node, node_plan)
@@ -200,10 +208,15 @@ def apply(
                 with contextlib.suppress(HookError):
                     log += _runs(run_hook(hooks, "apply-exit", env, check=False))
         interrupted = stop.name or None
-    done = all(o.result in ("applied", "unchanged", "skipped") for o in outcomes)
+    fine = ("applied", "unchanged", "skipped", "pending") if skip_reset else ("applied", "unchanged", "skipped")
+    done = all(o.result in fine for o in outcomes)
     exit_failed = any(h.point == "apply-exit" and h.exit_code != 0 for h in log)
     ok = done and not exit_failed and interrupted is None
-    return ApplyReport(node_plan.config, ok, tuple(recovered), tuple(outcomes), tuple(log), interrupted)
+    report = ApplyReport(
+        node_plan.config, ok, tuple(recovered), tuple(outcomes), tuple(log), node_plan.warnings, interrupted
+    )
+    history.record_apply(report)  # for the exporter's migctl_last_apply_* (best effort)
+    return report
 
 
 def _claim_all(node: Node, node_plan: NodePlan) -> dict[int, Claim]:

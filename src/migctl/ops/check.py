@@ -46,7 +46,9 @@ def check(node_plan: NodePlan, node: Node) -> AssertReport:
     )
     chosen = {g.gpu for g in node_plan.gpus}
     mine = tuple(c for c in left if c.gpu is None or c.gpu in chosen)
-    return AssertReport(node_plan.config, not any(g.differences for g in gpus), gpus, mine)
+    return AssertReport(
+        node_plan.config, not any(g.differences for g in gpus), gpus, warnings=node_plan.warnings, interrupted=mine
+    )
 
 
 def assert_node(node: Node, node_plan: NodePlan) -> AssertReport:

@@ -25,7 +25,8 @@ from migctl.errors import Interrupted, InUseError, MigctlError, NotSupportedErro
 from migctl.ops import cancel, journal
 from migctl.ops.busy import Claim, GpuUse, describe_lease, existing_instances, node_leases, snapshot
 from migctl.ops.lock import host_lock
-from migctl.records.lifecycle import DestroyedInstance, DestroyReport
+from migctl.records.common import DestroyedInstance
+from migctl.records.lifecycle import DestroyReport
 
 
 @dataclass

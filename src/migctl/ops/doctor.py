@@ -15,15 +15,15 @@ Checks, in order (each ``pass``, ``warn`` or ``fail``):
    process sees exactly its one MIG device. On the simulator the child models CUDA's start
    instead: it fails with 802 while the fabric manager is down on an NVSwitch board, and checks
    that it is registered as a process on its MIG device.
+5. On a simulated node, a warning that CUDA cannot be real here and what the smoke test would
+   do on hardware; and the installed PyTorch, when there is one: a CPU-only build cannot use
+   any GPU (:mod:`migctl.torchcheck`).
 
 The smoke child is this module run as ``python -m migctl.ops.doctor --smoke``.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import importlib.util
 import os
 import signal
 import sys
@@ -31,20 +31,19 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from migctl.device import Gpu, MigDeviceInfo, Node
 from migctl.device import system as node_system
+from migctl.device.nvml import open_nvml
 from migctl.device.process import CUDA_ERROR_SYSTEM_NOT_READY
 from migctl.errors import MigctlError
 from migctl.ops import child as children
 from migctl.ops import launch, leases
 from migctl.ops.child import Child, blocked
 from migctl.records.doctor import Check, CheckName, DoctorReport, Verdict
+from migctl.torchcheck import INSTALL_CUDA_BUILD, torch_build
 
 SMOKE_TIMEOUT_S = 60.0
-_FM_START = "sudo systemctl enable --now nvidia-fabricmanager"
-_FM_START_SIM = "migctl sim fabric-manager start"
 PASS: Verdict = "pass"  # noqa: S105  (a verdict, not a password)
 WARN: Verdict = "warn"
 FAIL: Verdict = "fail"
@@ -104,7 +103,39 @@ def diagnose(
             )
         else:
             checks.extend(_smoke(node, devices, smoke_timeout, fm_broken))
+    checks.extend(_cuda_checks(simulated))
     return _report(checks, simulated=simulated)
+
+
+def _cuda_checks(simulated: bool) -> list[Check]:
+    """What the smoke test could not show: that CUDA is not real on a simulated node, and
+    whether the installed PyTorch can use a GPU at all."""
+    build = torch_build()
+    out = []
+    if simulated:
+        on_hardware = (
+            "multiply 1024x1024 with PyTorch on cuda:0" if build is not None and not build.cpu_only
+            else "check through libcuda that CUDA sees exactly that device"
+        )
+        out.append(
+            _check(
+                "simulated",
+                WARN,
+                "simulated node: CUDA cannot be real here, so no CUDA program (PyTorch included) can run on its "
+                "MIG devices; the smoke tests modelled CUDA's start (fabric manager, the process on its MIG "
+                f"device). On hardware, each smoke test would start CUDA on its MIG device and {on_hardware}",
+                "run migctl doctor on the GPU server for a real test",
+            )
+        )
+    if build is not None:
+        if build.cpu_only:
+            where = " (on hardware too)" if simulated else ""
+            out.append(
+                _check("pytorch", WARN, f"{build.describe()} cannot use any GPU{where}", INSTALL_CUDA_BUILD)
+            )
+        elif not simulated:
+            out.append(_check("pytorch", PASS, f"{build.describe()}: the smoke tests used it"))
+    return out
 
 
 _NO_DRIVER_FIX = (
@@ -196,7 +227,7 @@ def _fabric_manager_check(node: Node, gpus: list[Gpu], driver: str, checks: list
         checks.append(_check("fabric-manager", PASS, "no NVSwitch: the fabric manager is not needed"))
         return False
     fm = node_system.fabric_manager(node.nvml)
-    start = _FM_START_SIM if node.is_simulator else _FM_START
+    start = node.platform.fabric_manager.start_hint(driver)
     gpus_text = ", ".join(map(str, needing))
     if fm.active is None:
         checks.append(
@@ -215,7 +246,7 @@ def _fabric_manager_check(node: Node, gpus: list[Gpu], driver: str, checks: list
                 FAIL,
                 f"nvidia-fabricmanager is not running; GPUs {gpus_text} sit on NVSwitch, so CUDA fails with "
                 "error 802 'system not yet initialized'",
-                f"start it: {start}" + ("" if node.is_simulator else f" (its version must be the driver's, {driver})"),
+                f"start it: {start}",
             )
         )
         return True
@@ -299,7 +330,9 @@ def _smoke(node: Node, devices: list[MigDeviceInfo], timeout: float, fm_broken: 
 
 def _smoke_fix(detail: str, fm_broken: bool, node: Node) -> str:
     if str(CUDA_ERROR_SYSTEM_NOT_READY) in detail or fm_broken:
-        return "start the fabric manager: " + (_FM_START_SIM if node.is_simulator else _FM_START)
+        return "start the fabric manager: " + node.platform.fabric_manager.start_hint(
+            node_system.driver_version(node.nvml)
+        )
     return "run a program there by hand to see more: migctl run --on <uuid> -- nvidia-smi -L"
 
 
@@ -316,76 +349,17 @@ def smoke_main() -> int:
     if not uuid or visible != uuid or "," in visible or not visible.startswith("MIG-"):
         print(f"FAIL: the process sees CUDA_VISIBLE_DEVICES={visible!r}, expected exactly its MIG device {uuid!r}")
         return 1
-    if os.environ.get("MIGCTL_SIM"):
-        from migctl.device.process import simulated_cuda_init
-
-        problem = simulated_cuda_init(uuid)
-        if problem is not None:
-            code, text = problem
-            print(f"FAIL: CUDA error {code}: {text} (simulated CUDA initialisation)")
-            return 1
-        print(f"ok: simulated CUDA sees exactly {uuid}; pid {os.getpid()} is registered on it")
-        return 0
-    if importlib.util.find_spec("torch") is not None:
-        return _smoke_torch(uuid)
-    return _smoke_libcuda(uuid)
-
-
-def _smoke_torch(uuid: str) -> int:
-    import torch  # type: ignore[import-not-found, unused-ignore]
-
     try:
-        count = torch.cuda.device_count()
-        if count != 1:
-            print(f"FAIL: torch sees {count} CUDA devices, expected exactly 1 ({uuid})")
-            return 1
-        a = torch.randn(1024, 1024, device="cuda:0")
-        value = float((a @ a).sum().item())
-        torch.cuda.synchronize()
-        name = torch.cuda.get_device_name(0)
-    except Exception as exc:
-        print(f"FAIL: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        check = open_nvml().platform.cuda.check(uuid)  # the node migctl started this process on
+    except MigctlError as exc:
+        print(f"FAIL: {exc.message}")
         return 1
-    print(f"ok: torch {torch.__version__} multiplied 1024x1024 on cuda:0 = {name} (sum {value:.3g})")
+    if not check.ok:
+        code = f"CUDA error {check.cuda_error}: " if check.cuda_error is not None else ""
+        print(f"FAIL: {code}{check.message}")
+        return 1
+    print(f"ok: {check.message}")
     return 0
-
-
-def _smoke_libcuda(uuid: str) -> int:
-    path = ctypes.util.find_library("cuda") or "libcuda.so.1"
-    try:
-        cuda = ctypes.CDLL(path)
-    except OSError:
-        print("FAIL: libcuda.so.1 not found: the NVIDIA driver's CUDA library is not installed")
-        return 1
-    rc = cuda.cuInit(0)
-    if rc != 0:
-        print(f"FAIL: CUDA error {rc}: {_cu_error(cuda, rc)} (cuInit)")
-        return 1
-    count = ctypes.c_int(0)
-    rc = cuda.cuDeviceGetCount(ctypes.byref(count))
-    if rc != 0 or count.value != 1:
-        print(f"FAIL: CUDA sees {count.value} devices (error {rc}), expected exactly 1 ({uuid})")
-        return 1
-    raw = (ctypes.c_ubyte * 16)()
-    getter = getattr(cuda, "cuDeviceGetUuid_v2", None)
-    if getter is not None and getter(raw, 0) == 0:
-        hexed = bytes(raw).hex()
-        seen = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
-        if seen.lower() != uuid.lower().removeprefix("mig-"):
-            print(f"FAIL: CUDA device 0 is MIG-{seen}, expected {uuid}")
-            return 1
-    print(f"ok: CUDA initialised and sees exactly {uuid} (PyTorch not installed: no matmul)")
-    return 0
-
-
-def _cu_error(cuda: Any, rc: int) -> str:
-    text = ctypes.c_char_p()
-    try:
-        if cuda.cuGetErrorString(rc, ctypes.byref(text)) == 0 and text.value:
-            return text.value.decode()
-    except AttributeError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__" and "--smoke" in sys.argv[1:]:

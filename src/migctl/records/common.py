@@ -89,3 +89,17 @@ class InterruptedChange(Record):
     """What happened, in words."""
     fix: str
     """What to do (empty for a change in progress)."""
+
+
+@dataclass(frozen=True)
+class DestroyedInstance(Record):
+    """A compute instance (``compute_instance_id`` set) or a GPU instance that was destroyed."""
+
+    gpu: int
+    gpu_instance_id: int
+    compute_instance_id: int | None
+    """``null`` for the GPU instance itself."""
+    profile: str
+    """Compute-instance profile for a compute instance, GPU-instance profile for a GPU instance."""
+    uuid: str | None
+    """The MIG device UUID a destroyed compute instance had."""

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from migctl.records.base import Record
-from migctl.records.common import GpuDifferences
-from migctl.records.lifecycle import DestroyedInstance
+from migctl.records.common import DestroyedInstance, GpuDifferences
 
 ErrorKind = Literal[
     "error",

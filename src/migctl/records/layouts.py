@@ -87,7 +87,11 @@ class PlanReport(Record):
     refused: bool
     """Whether some GPU refused (then ``apply`` would change nothing at all)."""
     error: ErrorReport | None
-    """With a refusal: the error ``apply`` would fail with (its ``exit_code`` is the command's)."""
+    """With a refusal (or a config that covers none of the GPUs): the error ``apply`` would fail
+    with (its ``exit_code`` is the command's)."""
+    warnings: tuple[str, ...] = ()
+    """What in the config matches no GPU although it was meant to (an empty entry, a
+    ``device-filter`` that is not a PCI ID, such as a model name)."""
 
 
 # -- apply and recover -------------------------------------------------------------------------------
@@ -150,6 +154,8 @@ class ApplyReport(Record):
     """Interrupted applies finished or rolled back first."""
     gpus: tuple[GpuOutcome, ...]
     hooks: tuple[HookRun, ...]
+    warnings: tuple[str, ...] = ()
+    """As in ``plan``: what in the config matches no GPU although it was meant to."""
     interrupted: str | None = None
     """``SIGINT``/``SIGTERM`` when the apply was stopped (exit 130): GPUs already applied keep their
     new layout, the GPU in progress was rolled back, the rest were not touched; ``null`` otherwise."""
@@ -179,6 +185,8 @@ class AssertReport(Record):
     config: str
     matches: bool
     gpus: tuple[GpuDifferences, ...]
+    warnings: tuple[str, ...] = ()
+    """As in ``plan``: what in the config matches no GPU although it was meant to."""
     interrupted: tuple[InterruptedChange, ...] = ()
     """Changes a crash left part-way on the asserted GPUs (each also fails its GPU, naming
     ``migctl recover``)."""

@@ -7,7 +7,7 @@ from typing import Literal
 
 from migctl.core.geometry import Placement
 from migctl.records.base import Record
-from migctl.records.common import ProcessRecord
+from migctl.records.common import DestroyedInstance, ProcessRecord
 from migctl.records.inspect import MigModeState
 
 # -- mode ------------------------------------------------------------------------------------------
@@ -102,20 +102,6 @@ class CreateReport(Record):
 
 
 # -- destroy -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DestroyedInstance(Record):
-    """A compute instance (``compute_instance_id`` set) or a GPU instance that was destroyed."""
-
-    gpu: int
-    gpu_instance_id: int
-    compute_instance_id: int | None
-    """``null`` for the GPU instance itself."""
-    profile: str
-    """Compute-instance profile for a compute instance, GPU-instance profile for a GPU instance."""
-    uuid: str | None
-    """The MIG device UUID a destroyed compute instance had."""
 
 
 @dataclass(frozen=True)

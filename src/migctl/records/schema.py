@@ -1,6 +1,8 @@
 """The ``--json`` contract of every command, as JSON Schema generated from the records.
 
-:data:`COMMANDS` maps each command to the record its ``--json`` prints. :func:`command_schema`
+:data:`COMMANDS` maps each command to the record its ``--json`` prints (a subcommand is
+``"boot install"``; a command whose record depends on an option is listed once per value, as
+``"export --format slurm"``). :func:`command_schema`
 turns a record class into a JSON Schema (via pydantic, imported only here: this module runs
 when the docs are generated and in tests, never when a command runs). The generated schemas
 are strict: every field is always present and no other key appears, which is exactly what
@@ -12,10 +14,25 @@ here; a test fails when they are stale, so the docs cannot drift from the code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.records import batch, doctor, errors, inspect, layouts, lifecycle, run
+from migctl.records import (
+    autobatch,
+    batch,
+    boot,
+    cli,
+    doctor,
+    errors,
+    inspect,
+    layouts,
+    lifecycle,
+    observe,
+    parity,
+    run,
+    schedulers,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +42,16 @@ class CommandOutput:
     command: str
     record: type
     summary: str
+
+    @property
+    def slug(self) -> str:
+        """The command as a file name: ``boot install`` -> ``boot-install`` (``docs/schema/<slug>.json``)."""
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.command).strip("-")
+
+    @property
+    def name(self) -> str:
+        """The command itself, without the option that chooses the record (``export``)."""
+        return self.command.split(" --", 1)[0]
 
 
 COMMANDS: tuple[CommandOutput, ...] = (
@@ -44,13 +71,56 @@ COMMANDS: tuple[CommandOutput, ...] = (
     CommandOutput("export", layouts.ExportReport, "The layout, and the mig-parted file that reproduces it."),
     CommandOutput("recover", layouts.RecoverReport, "Interrupted applies and creates, finished or rolled back."),
     CommandOutput(
+        "export --format slurm",
+        schedulers.SlurmExportReport,
+        "gres.conf lines for the current layout and the slurm.conf NodeName fragment ([slurm.md](slurm.md)).",
+    ),
+    CommandOutput(
+        "export --format k8s",
+        schedulers.K8sExportReport,
+        "What NVIDIA's device plugin advertises and GPU feature discovery labels ([kubernetes.md](kubernetes.md)).",
+    ),
+    CommandOutput("generate-config", parity.GenerateConfigReport, "The mig-parted configs built from the profiles."),
+    CommandOutput(
+        "checkpoint",
+        parity.CheckpointReport,
+        "The node's exact MIG state. Without `--json`, `checkpoint` prints (or `-f` writes) the `checkpoint` "
+        "object of this document, which `restore` reads.",
+    ),
+    CommandOutput("restore", parity.RestoreReport, "Each checkpointed GPU brought back, as apply reports it."),
+    CommandOutput("boot install", boot.BootRecorded, "The config applied, its exact layout recorded for every boot."),
+    CommandOutput("boot select", boot.BootRecorded, "Another config applied and recorded (the unit is kept)."),
+    CommandOutput("boot apply", boot.BootRun, "What the unit did at boot; `boot status` shows it as `last_boot`."),
+    CommandOutput("boot status", boot.BootStatus, "Unit, recorded config, last boot apply ([boot.md](boot.md))."),
+    CommandOutput("boot uninstall", boot.BootUninstall, "The files removed."),
+    CommandOutput("slurm task-prolog", schedulers.TaskPrologReport, "The MIG UUIDs of the GRES a Slurm job was given."),
+    CommandOutput("k8s hooks-file", schedulers.K8sHooksFileReport, "The hooks file for apply on a Kubernetes node."),
+    CommandOutput("k8s clients", schedulers.K8sClientsReport, "The GPU clients' deploy labels set (pause|resume)."),
+    CommandOutput(
         "run",
         run.RunReport,
         "Where the command ran and how it ended. Stdout is the command's own, so `migctl run --json` writes "
         "this document (or its error) on **stderr** when the command ends, and `--record FILE` writes it to FILE.",
     ),
     CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
+    CommandOutput(
+        "batch --auto",
+        autobatch.AutoBatchReport,
+        "As `batch`, plus where the scheduler put each job and when, and every reshape "
+        "([scheduler.md](scheduler.md)).",
+    ),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
+    CommandOutput(
+        "top",
+        inspect.StatusReport,
+        "`top --json`: one measured snapshot (the status with utilization, as `status --util`), then exit.",
+    ),
+    CommandOutput(
+        "exporter",
+        observe.ExporterStarted,
+        "Printed once the exporter listens (where, and how often it collects); it then serves until stopped.",
+    ),
+    CommandOutput("completion", cli.CompletionScript, "The shell completion script, as data."),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
 

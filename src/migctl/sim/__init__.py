@@ -6,8 +6,13 @@
 'NVIDIA H20'
 
 ``open`` returns an object with the ``pynvml`` module's functions, constants, structs and
-errors, so the device layer cannot tell it from the driver. The node persists in the state
-directory; every process that opens the same directory sees the same GPUs.
+errors, so the device layer cannot tell it from the driver. ``open_control`` returns the
+node's control plane (GPU reset, driver reload, processes and their load, the fabric manager).
+The node persists in the state directory; every process that opens the same directory sees the
+same GPUs.
+
+The simulator shares no code with :mod:`migctl.core`: it is the oracle the planner is tested
+against, so its overlap, capacity, engine-pool and placement rules are its own.
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from pathlib import Path
 
 from migctl.sim import engine
 from migctl.sim.catalog import model, models
+from migctl.sim.control import SimControl
+from migctl.sim.driverfiles import MIG_MINORS
 from migctl.sim.faults import Faults, FaultSpecError, latency_scale
+from migctl.sim.node import SimNode
 from migctl.sim.nvml import SimNvml
-from migctl.sim.state import Store
+from migctl.sim.schema import check_gpu, check_node
+from migctl.sim.state import SimStateError, Store
 
-__all__ = ["SimNvml", "SimSpecError", "open", "parse_spec", "reset"]
+__all__ = ["SimControl", "SimNvml", "SimSpecError", "SimStateError", "open", "open_control", "parse_spec", "reset"]
 
 DRIVER_VERSION = "570.172.08"
 # Bus IDs of an HGX 8-GPU board, as nvidia-smi prints them.
@@ -66,16 +75,23 @@ def _store(state_dir: str | os.PathLike[str] | None) -> Store:
         root = default_state_dir()
     else:
         root = Path(state_dir)
-    return Store(root / "sim")
+    return Store(root / "sim", {"gpu-": check_gpu, "node": check_node})
 
 
 def reset(spec: str | None, state_dir: str | os.PathLike[str] | None = None) -> str:
-    """Create the simulated node fresh (MIG off, no instances). Returns the spec used."""
+    """Create the simulated node fresh (MIG off, no instances). Returns the spec used.
+
+    Without ``spec`` the stored node's spec is used; a node whose ``node.json`` is damaged
+    needs the spec given again.
+    """
     store = _store(state_dir)
     if spec is None:
         if not store.exists("node"):
             raise SimSpecError("no simulated node yet: give a SPEC, e.g. migctl --sim h20x8 sim reset")
-        spec = str(store.read("node")["spec"])
+        try:
+            spec = str(store.read("node")["spec"])
+        except SimStateError as exc:
+            raise SimSpecError(f"{exc.message}; give its SPEC to replace it: migctl --sim SPEC sim reset") from None
     with store.lock("node"):
         _write_fresh(store, spec)
     return _canonical(spec)
@@ -86,33 +102,28 @@ def _write_fresh(store: Store, spec: str) -> None:
     store.remove_all()
     for index, key in enumerate(keys):
         bus = HGX_BUS_IDS[index] if index < len(HGX_BUS_IDS) else f"{0x40 + index:02X}"
-        store.write(f"gpu-{index}", engine.new_gpu(index, model(key), f"00000000:{bus}:00.0"))
-    store.write(
-        "node",
-        {
-            "version": 1,
-            "spec": _canonical(spec),
-            "models": keys,
-            "driver_version": DRIVER_VERSION,
-            "fabric_manager": {"active": True, "version": DRIVER_VERSION},
-        },
-    )
+        with store.replacing(f"gpu-{index}"):
+            store.write(f"gpu-{index}", engine.new_gpu(index, model(key), f"00000000:{bus}:00.0"))
+    SimNode(store, Faults(None), 0.0).files.create(list(range(len(keys))), any(model(k).nvswitch for k in keys))
+    with store.replacing("node", lock=False):  # the caller holds the node lock
+        store.write(
+            "node",
+            {
+                "version": 1,
+                "spec": _canonical(spec),
+                "models": keys,
+                "driver_version": DRIVER_VERSION,
+                "fabric_manager": {"active": True, "version": DRIVER_VERSION},
+            },
+        )
 
 
-def open(
-    spec: str | None,
-    state_dir: str | os.PathLike[str] | None = None,
-    *,
-    latency: str | None = None,
-    faults: str | None = None,
-) -> SimNvml:
-    """Open (creating if needed) the simulated node described by ``spec``.
-
-    ``spec`` ``None`` opens whatever node the state directory holds. A spec that differs from
-    the stored node raises :class:`SimSpecError` naming ``migctl sim reset``. ``latency`` and
-    ``faults`` default to ``MIGCTL_SIM_LATENCY`` and ``MIGCTL_SIM_FAULTS``.
-    """
+def _open_node(
+    spec: str | None, state_dir: str | os.PathLike[str] | None, latency: str | None, faults: str | None
+) -> SimNode:
     store = _store(state_dir)
+    if spec is not None:
+        store.spec_hint = _canonical(spec)
     if not store.exists("node"):
         if spec is None:
             raise SimSpecError("no simulated node yet: pass --sim SPEC (e.g. --sim h20x8)")
@@ -121,6 +132,7 @@ def open(
             if not store.exists("node"):
                 _write_fresh(store, spec)
     stored = str(store.read("node")["spec"])
+    store.spec_hint = stored
     if spec is not None and _canonical(spec) != stored:
         parse_spec(spec)
         raise SimSpecError(
@@ -132,4 +144,45 @@ def open(
         scale = latency_scale(latency if latency is not None else os.environ.get("MIGCTL_SIM_LATENCY"))
     except FaultSpecError as exc:
         raise SimSpecError(str(exc)) from None
-    return SimNvml(store, fault_rules, scale)
+    node = SimNode(store, fault_rules, scale)
+    if not (node.files.root / MIG_MINORS).is_file():  # a node made before the driver files existed
+        with store.lock("node"):
+            keys = [str(k) for k in node.node()["models"]]
+            node.files.create(list(range(len(keys))), any(model(k).nvswitch for k in keys))
+    return node
+
+
+def open(
+    spec: str | None,
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    latency: str | None = None,
+    faults: str | None = None,
+) -> SimNvml:
+    """Open (creating if needed) the simulated node described by ``spec``: its NVML.
+
+    ``spec`` ``None`` opens whatever node the state directory holds. A spec that differs from
+    the stored node raises :class:`SimSpecError` naming ``migctl sim reset``; a damaged node
+    file raises :class:`SimStateError`. ``latency`` and ``faults`` default to
+    ``MIGCTL_SIM_LATENCY`` and ``MIGCTL_SIM_FAULTS``.
+    """
+    return SimNvml(_open_node(spec, state_dir, latency, faults))
+
+
+def open_control(
+    spec: str | None, state_dir: str | os.PathLike[str] | None = None, *, faults: str | None = None
+) -> SimControl:
+    """The control plane of the simulated node (opened as :func:`open` does)."""
+    return SimControl(_open_node(spec, state_dir, None, faults))
+
+
+def open_both(
+    spec: str | None,
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    latency: str | None = None,
+    faults: str | None = None,
+) -> tuple[SimNvml, SimControl]:
+    """The node's NVML and its control plane, sharing one open node (and its fault counters)."""
+    node = _open_node(spec, state_dir, latency, faults)
+    return SimNvml(node), SimControl(node)

@@ -3,7 +3,7 @@
 The catalog is data, not code: one entry per model with its GPU-instance profiles (IDs, NVML
 enum values, slices, memory, SMs, engines, placements) and, per GPU-instance profile, its
 compute-instance profiles. Values that were never observed on hardware are listed in each
-entry's ``inferred`` field (``?`` or ``*`` in ``shared/reference/gpu-profile-tables.md``).
+entry's ``inferred`` field (``?`` or ``*`` in ``docs/reference/gpu-profile-tables.md``).
 
 Only the simulator reads this. On real hardware migctl reads every profile and placement from
 NVML, so a wrong catalog value can mislead a simulation but never a real GPU.
@@ -17,7 +17,54 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from migctl.core.geometry import Engines, GiProfile, GpuGeometry, Placement
+
+@dataclass(frozen=True)
+class Placement:
+    """Slices ``[start, start + size)``: memory slices for a GPU instance, compute slices for a CI.
+
+    The simulator's own type (it shares no code with ``migctl.core``), as ``-lgipp`` prints it.
+    """
+
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+    def overlaps(self, other: Placement) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start}:{self.size}"
+
+
+@dataclass(frozen=True)
+class Engines:
+    """Media engines (decoders, encoders, JPEG, OFA) a profile takes from the GPU's pool."""
+
+    dec: int = 0
+    enc: int = 0
+    jpeg: int = 0
+    ofa: int = 0
+
+    def within(self, total: Engines) -> bool:
+        """Whether these engines fit in ``total`` (every kind at most as many)."""
+        return self.dec <= total.dec and self.enc <= total.enc and self.jpeg <= total.jpeg and self.ofa <= total.ofa
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """What a model reports beside MIG: power, clocks, BAR1, NVLinks (public spec values)."""
+
+    power_limit_w: int  # default and enforced power limit (TDP)
+    min_power_limit_w: int
+    idle_power_w: int
+    max_sm_clock_mhz: int
+    max_mem_clock_mhz: int
+    bar1_mib: int
+    nvlinks: int  # links to NVSwitches (HGX) or bridges; 0: none
+    compute_capability: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -84,6 +131,8 @@ class ModelSpec:
     span: int  # memory slices: 8, or 4 on A30, 12 on RTX PRO 6000
     nvswitch: bool  # HGX board: CUDA needs nvidia-fabricmanager
     mig_capable: bool
+    pci_subsystem_id: int  # 16-bit subsystem device ID (vendor 0x10DE); NVML: (id << 16) | 0x10DE
+    telemetry: Telemetry
     gi_profiles: tuple[GiProfileSpec, ...]
     inferred: tuple[str, ...]
     source: str
@@ -91,6 +140,15 @@ class ModelSpec:
     @property
     def nvml_pci_device_id(self) -> int:
         return (self.pci_device_id << 16) | 0x10DE
+
+    @property
+    def nvml_pci_subsystem_id(self) -> int:
+        return (self.pci_subsystem_id << 16) | 0x10DE
+
+    @property
+    def gpm_supported(self) -> bool:
+        """GPM (``nvmlGpmQueryDeviceSupport``): Hopper and later."""
+        return self.arch in ("hopper", "blackwell")
 
     @property
     def resets_to_enable(self) -> bool:
@@ -111,27 +169,6 @@ class ModelSpec:
     def engine_totals(self) -> Engines | None:
         full = self.full_profile
         return full.engines if full is not None else None
-
-    def geometry(self) -> GpuGeometry:
-        """The model as the pure domain core sees it (what NVML would report)."""
-        return GpuGeometry(
-            profiles=tuple(
-                GiProfile(
-                    id=p.id,
-                    name=p.name,
-                    slice_count=p.slices,
-                    instance_count=p.instances,
-                    memory_mib=p.memory_mib,
-                    placements=p.placements,
-                    engines=p.engines,
-                    sm=p.sm,
-                    ce=p.ce,
-                    p2p=p.p2p,
-                )
-                for p in self.gi_profiles
-            ),
-            engine_totals=self.engine_totals,
-        )
 
 
 def _placements(raw: dict[str, Any]) -> tuple[Placement, ...]:
@@ -177,6 +214,20 @@ def _gi(raw: dict[str, Any]) -> GiProfileSpec:
     )
 
 
+def _telemetry(raw: dict[str, Any]) -> Telemetry:
+    major, minor = (int(x) for x in str(raw["compute_capability"]).split("."))
+    return Telemetry(
+        power_limit_w=int(raw["power_limit_w"]),
+        min_power_limit_w=int(raw["min_power_limit_w"]),
+        idle_power_w=int(raw["idle_power_w"]),
+        max_sm_clock_mhz=int(raw["max_sm_clock_mhz"]),
+        max_mem_clock_mhz=int(raw["max_mem_clock_mhz"]),
+        bar1_mib=int(raw["bar1_mib"]),
+        nvlinks=int(raw["nvlinks"]),
+        compute_capability=(major, minor),
+    )
+
+
 def _model(raw: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
         key=str(raw["key"]),
@@ -189,6 +240,8 @@ def _model(raw: dict[str, Any]) -> ModelSpec:
         span=int(raw["span"]),
         nvswitch=bool(raw["nvswitch"]),
         mig_capable=bool(raw.get("mig_capable", True)),
+        pci_subsystem_id=int(str(raw["pci_subsystem_id"]), 16),
+        telemetry=_telemetry(raw["telemetry"]),
         gi_profiles=tuple(_gi(p) for p in raw.get("gi_profiles", ())),
         inferred=tuple(raw.get("inferred", ())),
         source=str(raw.get("source", "")),

@@ -6,7 +6,7 @@
 
 * ``OP``: an NVML function name (``nvmlDeviceCreateGpuInstanceWithPlacement``) or an alias:
   ``create-gi`` (both GPU-instance create calls), ``destroy-gi``, ``create-ci`` (both),
-  ``destroy-ci``, ``set-mig-mode``, ``read`` (any query), ``any``.
+  ``destroy-ci``, ``set-mig-mode``, ``read`` (any query: not ``nvmlInit``/``nvmlShutdown``), ``any``.
 * ``:GPU``: only calls on that GPU index.
 * ``@N``: only the N-th matching call (counted per process from 1); ``@N+``: the N-th and all
   later ones. Without ``@``: every matching call.
@@ -40,8 +40,10 @@ ALIASES: dict[str, frozenset[str]] = {
     "set-mig-mode": frozenset({"nvmlDeviceSetMigMode"}),
 }
 MUTATING = frozenset().union(*ALIASES.values())
+#: Opening and closing the library: neither a query nor a change (``read`` leaves them alone).
+LIFECYCLE = frozenset({"nvmlInit", "nvmlInitWithFlags", "nvmlShutdown"})
 
-# Seconds per call with MIGCTL_SIM_LATENCY=realistic. From shared/reference/mig-reconfig-a100.csv
+# Seconds per call with MIGCTL_SIM_LATENCY=realistic. From docs/reference/mig-reconfig-a100.csv
 # (nvidia-smi on A100, n=300): one 7g create 52 ms and 7 creates 132 ms, both including the
 # ~40 ms nvidia-smi start-up, so about 13 ms per GPU instance and a few ms per compute instance;
 # destroying all instances 120-167 ms. A MIG mode change takes about 2 s, a GPU reset ~3 s.
@@ -86,7 +88,7 @@ class FaultRule:
         if self.op == "any":
             return True
         if self.op == "read":
-            return fn not in MUTATING and not fn.startswith("sim")
+            return fn not in MUTATING and fn not in LIFECYCLE and not fn.startswith("sim")
         return fn in ALIASES.get(self.op, frozenset({self.op}))
 
 
