@@ -139,7 +139,7 @@ def test_wait_must_be_a_finite_number(migctl: Cli, value: str) -> None:
     for args in (["create", "1g.12gb", "--wait", value], ["recover", "--wait", value]):
         r = s(*args)
         assert r.code == 2 and "--wait" in r.err, (args, r.err)
-    assert s("run", "--wait", value, "--", "true").code == 2 or value in ("inf",)
+    assert s("run", "--queue", value, "--", "true").code == 2 or value in ("inf",)  # run: the device queue
 
 
 def test_any_exception_mid_apply_is_rolled_back(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

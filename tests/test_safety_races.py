@@ -79,7 +79,7 @@ def test_run_is_refused_a_device_an_apply_is_about_to_destroy(migctl: Cli, state
     apply = start(state_dir, "h20x1", "apply", "--layout", "7g.96gb", env={"MIGCTL_FAULT_STEP": "2:STOP"})
     try:
         frozen(apply)
-        r = s("run", "--on", last, "--no-wait", "--", "true")
+        r = s("run", "--on", last, "--no-queue", "--", "true")
         code, _, err = finish(apply)
     finally:
         apply.kill()
@@ -124,7 +124,7 @@ def test_destroy_all_under_latency_is_all_or_nothing(migctl: Cli, state_dir: Pat
     job = subprocess.Popen(["sleep", "30"])
     try:
         frozen(destroy)
-        refused = s("run", "--on", last, "--no-wait", "--", "true")
+        refused = s("run", "--on", last, "--no-queue", "--", "true")
         s.ok("sim", "attach", "--pid", str(job.pid), "--uuid", last)  # a process the driver lists
         code, _, err = finish(destroy)
     finally:
@@ -278,7 +278,7 @@ def test_a_run_waiting_for_a_device_that_gets_destroyed_stops_waiting(migctl: Cl
     apply = start(state_dir, "h20x1", "apply", "--layout", "7g.96gb", env={"MIGCTL_FAULT_STEP": "2:STOP"})
     try:
         frozen(apply)
-        job = start(state_dir, "h20x1", "run", "--on", last, "--wait", "60", "--", "true")
+        job = start(state_dir, "h20x1", "run", "--on", last, "--queue", "60", "--", "true")
         assert job.stderr is not None
         said = job.stderr.readline()  # it waits: the apply holds the device to destroy it
         assert "waiting" in said, said

@@ -164,6 +164,26 @@ def test_an_existing_safe_state_dir_keeps_its_mode(migctl: Cli, tmp_path: Path) 
     assert stat.S_IMODE(mine.stat().st_mode) == 0o755
 
 
+def test_the_simulators_folders_keep_the_mode_an_administrator_gave_them(migctl: Cli, tmp_path: Path) -> None:
+    """The simulated node's folder (``<state>/sim``) and its driver files' folders are made 0700,
+    but one that exists keeps its mode, through every command (never chmod a folder migctl did
+    not just create)."""
+    state = tmp_path / "state"
+    s = Sim(migctl, "h20x1")
+    s.ok("mode", "enable", env={"MIGCTL_STATE_DIR": str(state)})
+    folders = [state / "sim", *(p for p in (state / "sim").rglob("*") if p.is_dir())]
+    assert len(folders) > 1 and all(stat.S_IMODE(f.stat().st_mode) == 0o700 for f in folders)
+    for f in folders:
+        os.chmod(f, 0o2750)
+    for args in (["status"], ["create", "1g.12gb"], ["destroy", "--all"], ["sim", "reload-driver"]):
+        s.ok(*args, env={"MIGCTL_STATE_DIR": str(state)})
+        assert stat.S_IMODE((state / "sim").stat().st_mode) == 0o2750, args
+    remade = state / "sim" / "root" / "dev" / "nvidia-caps"  # a driver reload clears /dev/nvidia-caps
+    assert stat.S_IMODE(remade.stat().st_mode) == 0o700
+    kept = [f for f in folders if f != remade]
+    assert len(kept) > 1 and all(stat.S_IMODE(f.stat().st_mode) == 0o2750 for f in kept)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
 def test_a_state_dir_of_another_user_is_refused(migctl: Cli, tmp_path: Path) -> None:
     theirs = tmp_path / "theirs"
@@ -227,7 +247,7 @@ CORRUPTIONS = [
 COMMANDS = [
     ("status",),
     ("devices",),
-    ("run", "--on", "{uuid}", "--no-wait", "--", "true"),
+    ("run", "--on", "{uuid}", "--no-queue", "--", "true"),
     ("create", "1g.12gb"),
     ("destroy", "--all"),
     ("apply", "--layout", "2g.24gb"),
@@ -326,11 +346,12 @@ def _shared_leases(exe: list[str], top: Path) -> None:
     def share_simulated_driver() -> None:
         """The simulated driver is files that root's commands rewrite 0600; on hardware the user
         reaches the GPU through /dev/nvidia* instead. Only the state directory is under test."""
-        for p in (shared / "sim").iterdir():
-            os.chown(p, 0, 65534)
-            os.chmod(p, 0o660)
-        os.chown(shared / "sim", 0, 65534)
-        os.chmod(shared / "sim", 0o2770)  # noqa: S103
+        for folder, dirs, files in os.walk(shared / "sim"):  # its driver files (sim/root/...) too
+            os.chown(folder, 0, 65534)
+            os.chmod(folder, 0o2770)  # noqa: S103
+            for name in files:
+                os.chown(Path(folder) / name, 0, 65534)
+                os.chmod(Path(folder) / name, 0o660)
 
     share_simulated_driver()
     devices = json.loads(migctl("devices", "--json").stdout)["gpus"][0]["mig_devices"]
@@ -340,7 +361,7 @@ def _shared_leases(exe: list[str], top: Path) -> None:
     try:
         _wait_until(lambda: "sleep 20" in migctl("status").stdout)
         share_simulated_driver()
-        r = migctl("run", "--on", first, "--no-wait", "--", "true", user="nobody")
+        r = migctl("run", "--on", first, "--no-queue", "--", "true", user="nobody")
         assert r.returncode == 5, r.stderr
         assert "sleep 20" in r.stderr
     finally:

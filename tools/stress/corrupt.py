@@ -26,7 +26,7 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
     ("status",),
     ("status", "--json"),
     ("devices",),
-    ("run", "--on", "{uuid}", "--no-wait", "--", "true"),
+    ("run", "--on", "{uuid}", "--no-queue", "--", "true"),
     ("create", "-i", "1", "1g.12gb"),
     ("destroy", "-i", "0", "--gi", "{gi}"),
     ("apply", "-i", "1", "--layout", "2g.24gb:2"),

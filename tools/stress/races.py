@@ -101,7 +101,7 @@ def _trial(
         target = "1g.12gb" if r.fresh_only else rng.choice(existing)
         mutation = Forked({**env, "MIGCTL_SIM_LATENCY": latency, "MIGCTL_SIM_FAULTS": r.faults}, *r.command)
         time.sleep(rng.uniform(0.0, 0.6))
-        job = Forked(env, "run", "--on", target, "--wait", "2", "--", "sh", "-c", CHECK)
+        job = Forked(env, "run", "--on", target, "--queue", "2", "--", "sh", "-c", CHECK)
         done = mutation.wait()
         ran = job.wait()
     finally:
