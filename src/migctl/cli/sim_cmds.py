@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from migctl import sim as simulator
 from migctl.cli.app import STATE, commands, emit
-from migctl.cli.render import table
 from migctl.errors import UsageError, from_nvml
-from migctl.sim import catalog
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from migctl import sim as simulator
+    from migctl.records.sim import SimModelsReport
 
 app = commands()
 sim_app = commands(
@@ -21,6 +23,8 @@ app.add_typer(sim_app, name="sim")
 
 
 def _control() -> simulator.SimControl:
+    from migctl import sim as simulator
+
     try:
         return simulator.open_control(STATE.sim)
     except simulator.SimSpecError as exc:
@@ -30,47 +34,51 @@ def _control() -> simulator.SimControl:
 @sim_app.command("models")
 def models() -> None:
     """GPU models the simulator knows (for --sim MODEL[xCOUNT],...)."""
-    data = {
-        "models": [
-            {
-                "key": m.key,
-                "name": m.name,
-                "pci_device_id": f"0x{m.nvml_pci_device_id:08X}",
-                "arch": m.arch,
-                "mig_capable": m.mig_capable,
-                "max_instances": m.max_instances,
-                "profiles": [p.name for p in m.gi_profiles],
-                "nvswitch": m.nvswitch,
-            }
-            for m in catalog.models().values()
-        ]
-    }
+    from migctl.records.sim import SimModel, SimModelsReport
+    from migctl.sim import catalog
 
-    def render(console: Console, d: dict[str, Any]) -> None:
-        t = table("model", "name", "PCI ID", "arch", "max inst", "profiles", right=("max inst",))
-        t.columns[5].no_wrap = False
-        for m in d["models"]:
-            t.add_row(
-                m["key"],
-                m["name"],
-                m["pci_device_id"],
-                m["arch"],
-                str(m["max_instances"]),
-                ", ".join(m["profiles"]) or "(not MIG-capable)",
+    emit(
+        SimModelsReport(
+            tuple(
+                SimModel(
+                    key=m.key,
+                    name=m.name,
+                    pci_device_id=f"0x{m.nvml_pci_device_id:08X}",
+                    arch=m.arch,
+                    mig_capable=m.mig_capable,
+                    max_instances=m.max_instances,
+                    profiles=tuple(p.name for p in m.gi_profiles),
+                    nvswitch=m.nvswitch,
+                )
+                for m in catalog.models().values()
             )
-        console.print(t)
+        ),
+        _render_models,
+    )
 
-    emit(data, render)
+
+def _render_models(console: Console, report: SimModelsReport) -> None:
+    from migctl.cli.render import table
+
+    t = table("model", "name", "PCI ID", "arch", "max inst", "profiles", right=("max inst",))
+    t.columns[5].no_wrap = False
+    for m in report.models:
+        profiles = ", ".join(m.profiles) or "(not MIG-capable)"
+        t.add_row(m.key, m.name, m.pci_device_id, m.arch, str(m.max_instances), profiles)
+    console.print(t)
 
 
 @sim_app.command("reset")
 def reset() -> None:
     """Start the simulated node fresh: MIG disabled, no instances (uses --sim SPEC, else the stored one)."""
+    from migctl import sim as simulator
+    from migctl.records.sim import SimNodeReset
+
     try:
         spec = simulator.reset(STATE.sim)
     except simulator.SimSpecError as exc:
         raise UsageError(str(exc)) from None
-    emit({"spec": spec, "reset": True}, lambda c, d: c.print(f"simulated node reset: {d['spec']}"))
+    emit(SimNodeReset(spec, True), lambda c, r: c.print(f"simulated node reset: {r.spec}"))
 
 
 @sim_app.command("reset-gpu")
@@ -85,7 +93,9 @@ def reset_gpu(index: int = typer.Argument(..., metavar="INDEX", help="GPU index.
         control.reset_gpu(index)
     except pynvml.NVMLError as exc:
         raise from_nvml(exc, f"resetting simulated GPU {index}", hint="stop the processes using it first") from None
-    emit({"index": index, "reset": True}, lambda c, d: c.print(f"GPU {index} reset"))
+    from migctl.records.sim import SimGpuReset
+
+    emit(SimGpuReset(index, True), lambda c, r: c.print(f"GPU {r.index} reset"))
 
 
 @sim_app.command("reload-driver")
@@ -98,7 +108,9 @@ def reload_driver() -> None:
         control.reload_driver()
     except pynvml.NVMLError as exc:
         raise from_nvml(exc, "reloading the simulated driver", hint="stop the processes using the GPUs first") from None
-    emit({"reloaded": True}, lambda c, d: c.print("driver reloaded"))
+    from migctl.records.sim import SimDriverReloaded
+
+    emit(SimDriverReloaded(True), lambda c, r: c.print("driver reloaded"))
 
 
 @sim_app.command("fabric-manager")
@@ -113,12 +125,12 @@ def fabric_manager(
         raise UsageError(f"fabric-manager {action!r}: expected start, stop or status")
     if action != "status":
         control.set_fabric_manager(action == "start")
+    from migctl.records.sim import SimFabricManager
+
     fm = control.fabric_manager()
     emit(
-        {"active": fm.active, "version": fm.version},
-        lambda c, d: c.print(
-            f"nvidia-fabricmanager: {'active' if d['active'] else 'inactive'} (version {d['version']})"
-        ),
+        SimFabricManager(fm.active, fm.version),
+        lambda c, r: c.print(f"nvidia-fabricmanager: {'active' if r.active else 'inactive'} (version {r.version})"),
     )
 
 
@@ -141,10 +153,9 @@ def attach(
     """Record a running process as using a GPU or MIG device (until it exits), with its load."""
     control = _control()  # checks that the pid exists first, then where to attach it
     done = control.attach(pid, uuid=uuid or None, gpu=gpu, memory_mib=memory, util=util)
-    emit(
-        {"pid": pid, "attached": True, "memory_mib": done.memory_mib, "util": done.util},
-        lambda c, d: c.print(f"pid {pid} attached"),
-    )
+    from migctl.records.sim import SimAttached
+
+    emit(SimAttached(pid, True, done.memory_mib, done.util), lambda c, r: c.print(f"pid {r.pid} attached"))
 
 
 @sim_app.command("load")
@@ -159,9 +170,11 @@ def set_load(
 ) -> None:
     """Change the load (and memory) of a process attached with sim attach."""
     done = _control().set_load(pid, util=util, memory_mib=memory)
+    from migctl.records.sim import SimLoad
+
     emit(
-        {"pid": pid, "memory_mib": done.memory_mib, "util": done.util},
-        lambda c, d: c.print(f"pid {pid}: {d['util']}% load, {d['memory_mib']} MiB"),
+        SimLoad(pid, done.memory_mib, done.util),
+        lambda c, r: c.print(f"pid {r.pid}: {r.util}% load, {r.memory_mib} MiB"),
     )
 
 

@@ -32,6 +32,7 @@ from migctl.records import (
     parity,
     run,
     schedulers,
+    sim,
 )
 
 
@@ -121,12 +122,23 @@ COMMANDS: tuple[CommandOutput, ...] = (
         "Printed once the exporter listens (where, and how often it collects); it then serves until stopped.",
     ),
     CommandOutput("completion", cli.CompletionScript, "The shell completion script, as data."),
+    CommandOutput("sim models", sim.SimModelsReport, "GPU models the simulator knows (what `--sim` takes)."),
+    CommandOutput("sim reset", sim.SimNodeReset, "The simulated node started fresh: MIG disabled, no instances."),
+    CommandOutput("sim reset-gpu", sim.SimGpuReset, "A simulated GPU reset (a pending MIG mode takes effect)."),
+    CommandOutput("sim reload-driver", sim.SimDriverReloaded, "A simulated driver reload (Hopper loses MIG mode)."),
+    CommandOutput("sim fabric-manager", sim.SimFabricManager, "The simulated nvidia-fabricmanager after the action."),
+    CommandOutput("sim attach", sim.SimAttached, "A process recorded as using a GPU or MIG device, with its load."),
+    CommandOutput("sim load", sim.SimLoad, "An attached process's new load and memory."),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
 
 
 #: Registry entries that are not commands: the error document every command may print.
 NOT_COMMANDS = frozenset({"error"})
+
+#: Commands that print no record of migctl's: ``sim exec`` replaces itself with the program it
+#: runs (its output and exit status are the program's; a refusal before that is the error document).
+PROGRAM_OUTPUT = frozenset({"sim exec"})
 
 
 def by_command() -> dict[str, CommandOutput]:
