@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # the job-running operations are imported when first used
     from migctl.usage import DeviceLease, MigDevice
 
 
-Interruptible = TypeVar("Interruptible", ApplyReport, ModeReport, RecoverReport)
+Interruptible = TypeVar("Interruptible", ApplyReport, ModeReport, RecoverReport, RestoreReport)
 
 
 def _unless_interrupted(report: Interruptible, lines: list[str]) -> Interruptible:
@@ -537,6 +537,8 @@ class Node:
         Raises:
             InUseError: the state needs a busy instance (nothing is changed). UsageError: a bad
             checkpoint file, a GPU the node lacks, a profile a GPU lacks. LockTimeoutError.
+            Interrupted: Ctrl-C/SIGTERM stopped it (``exc.report`` says what each GPU ended as).
+            StateError: a journal an earlier crash left is damaged (nothing is changed).
         """
         from migctl.ops.files import load_hooks_file
         from migctl.ops.parity import restore
@@ -552,7 +554,7 @@ class Node:
             except CheckpointError as exc:
                 raise UsageError(str(exc)) from None
         hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
-        return restore(
+        report = restore(
             self._node,
             checkpoint,
             source,
@@ -561,6 +563,7 @@ class Node:
             only_mode=mode_only,
             wait_s=wait_s,
         )
+        return _unless_interrupted(report, [f"GPU {o.gpu}: {o.result}" for o in report.gpus])
 
     def recover(self, *, wait_s: float | None = None) -> RecoverReport:
         """Finish, or roll back, an apply or create a crash or ``kill -9`` interrupted: ``migctl recover``
