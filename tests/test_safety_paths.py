@@ -86,3 +86,86 @@ def test_the_api_raises_interrupted_from_an_interrupted_restore(
             node.restore(ck)
     assert caught.value.report.interrupted == "SIGINT"  # type: ignore[attr-defined]
     assert layout("h20x1") == old
+
+
+# -- the boot service ------------------------------------------------------------------------------
+
+
+def _boot_dirs(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    units, boot = tmp_path / "units", tmp_path / "boot"
+    units.mkdir()
+    return units, boot, ["--boot-dir", str(boot), "--unit-dir", str(units)]
+
+
+def test_interrupted_boot_apply_ends_each_gpu_old_or_new_and_records_it(
+    migctl: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    s = Sim(migctl, "h20x2")
+    _units, boot, where = _boot_dirs(tmp_path)
+    s.ok("apply", "--layout", "3g.48gb,2g.24gb,1g.12gb:2")
+    new = layout("h20x2")
+    (tmp_path / "c.yaml").write_text(s.ok("export").out)
+    s.ok("boot", "install", "-f", str(tmp_path / "c.yaml"), "-c", "current", "--no-apply", *where)
+    s.ok("apply", "--layout", "1g.12gb:7")
+    old = layout("h20x2")
+    r = s("boot", "apply", "--boot-dir", str(boot), "--json", env={"MIGCTL_FAULT_STEP": "9:TERM"})
+    assert r.code == 130, (r.out, r.err)
+    run = r.json()
+    assert run["ok"] is False and run["exit_code"] == 130 and "interrupted by SIGTERM" in run["error"]
+    ended = layout("h20x2")
+    for o in run["outcomes"]:
+        assert o["result"] in ("applied", "rolled_back"), o
+        assert ended[o["gpu"]] == (new[o["gpu"]] if o["result"] == "applied" else old[o["gpu"]])
+        assert f"GPU {o['gpu']}: {o['result']}" in run["error"]  # says which, for each GPU
+    assert not list((state_dir / "journal").glob("gpu-*.json"))
+    status = s("boot", "status", *where, "--json").json()["last_boot"]
+    assert status["ok"] is False and status["exit_code"] == 130 and "interrupted by SIGTERM" in status["error"]
+    # the next boot apply (or a rerun) brings the recorded layout
+    s.ok("boot", "apply", "--boot-dir", str(boot))
+    assert layout("h20x2") == new
+
+
+def test_interrupted_boot_install_records_nothing_and_says_what_each_gpu_is(
+    migctl: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    s = Sim(migctl, "h20x2")
+    units, boot, where = _boot_dirs(tmp_path)
+    s.ok("apply", "--layout", "1g.12gb:7")
+    old = layout("h20x2")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: v1\nmig-configs:\n  big:\n  - devices: all\n    mig-enabled: true\n"
+                   "    mig-devices: {7g.96gb: 1}\n")
+    r = s("boot", "install", "-f", str(cfg), "-c", "big", *where, env={"MIGCTL_FAULT_STEP": "5:INT"})
+    assert r.code == 130 and "Traceback" not in r.err, (r.out, r.err)
+    assert "interrupted by SIGINT" in r.err and "nothing was recorded" in r.err
+    assert "GPU 0: rolled_back" in r.err and "GPU 1: rolled_back" in r.err
+    assert layout("h20x2") == old
+    assert not (boot / "selection.json").exists() and not list(units.rglob("*.service"))
+
+
+def test_a_boot_result_that_cannot_be_saved_says_how_the_apply_went(
+    migctl: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    s = Sim(migctl, "h20x1")
+    _units, boot, where = _boot_dirs(tmp_path)
+    s.ok("apply", "--layout", "7g.96gb")
+    (tmp_path / "c.yaml").write_text(s.ok("export").out)
+    s.ok("boot", "install", "-f", str(tmp_path / "c.yaml"), "-c", "current", "--no-apply", *where)
+    (state_dir / "boot").mkdir(exist_ok=True)
+    (state_dir / "boot" / "last.json").mkdir()  # a folder in the file's place
+    r = s("boot", "apply", "--boot-dir", str(boot))
+    assert r.code == 11 and "Traceback" not in r.err, (r.out, r.err)
+    assert "last.json" in r.err and "the boot apply itself succeeded" in r.err
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"[1,2]", b'{"ok": "maybe"}', b"x" * (2 << 20)])
+def test_a_damaged_last_boot_record_reads_as_none(
+    migctl: Cli, state_dir: Path, tmp_path: Path, content: bytes
+) -> None:
+    s = Sim(migctl, "h20x1")
+    _units, _boot, where = _boot_dirs(tmp_path)
+    s.ok("status")
+    (state_dir / "boot").mkdir(exist_ok=True)
+    (state_dir / "boot" / "last.json").write_bytes(content)
+    r = s("boot", "status", *where, "--json")
+    assert "Traceback" not in r.err and r.json()["last_boot"] is None, (r.out, r.err)
