@@ -8,6 +8,8 @@ with the simulator-only hook ``MIGCTL_FAULT_STEP=N:SIGNAL`` (see tests/test_safe
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,24 @@ def test_a_damaged_last_boot_record_reads_as_none(
     (state_dir / "boot" / "last.json").write_bytes(content)
     r = s("boot", "status", *where, "--json")
     assert "Traceback" not in r.err and r.json()["last_boot"] is None, (r.out, r.err)
+
+
+# -- batch --auto ----------------------------------------------------------------------------------
+
+
+def test_a_stop_the_batch_holds_blocked_is_seen_before_another_change() -> None:
+    """batch --auto blocks SIGINT/SIGTERM/SIGHUP and takes them between rounds: a reshape asks
+    :func:`cancel.stop_pending` before it starts a GPU reset or a retry (ops/autoreshape.py)."""
+    me = threading.get_ident()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+        try:
+            assert not cancel.stop_pending()
+            signal.pthread_kill(me, sig)  # to this thread only: it stays pending while blocked
+            assert cancel.stop_pending()
+            assert signal.sigtimedwait({sig}, 0) is not None  # taken, as the batch takes it
+            assert not cancel.stop_pending()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    assert not cancel.stop_pending()  # nothing blocked: a signal would have been handled, not pending
+

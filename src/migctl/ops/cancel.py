@@ -9,7 +9,9 @@ reports per GPU what happened. Further Ctrl-Cs while it undoes are noted and ign
 undo takes seconds, and a ``kill -9`` is still journaled.
 
 Outside the main thread no handler can be installed; there a change cannot be cancelled by a
-signal (the default handlers apply).
+signal (the default handlers apply). A caller that blocks the stop signals itself (``batch
+--auto`` takes them with ``sigtimedwait`` between its rounds) lets a change it started finish,
+and asks :func:`stop_pending` before it starts another.
 
 Test hooks, honoured only with the simulator (``MIGCTL_SIM`` set), so that the reliability
 suite can stop a command at an exact step instead of by timing luck:
@@ -89,6 +91,12 @@ def cancellable() -> Iterator[Cancel]:
         _active = None
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+
+
+def stop_pending() -> bool:
+    """Whether SIGINT, SIGTERM or SIGHUP waits, blocked by this thread (``batch --auto``), to be taken."""
+    blocked = set(signal.pthread_sigmask(signal.SIG_BLOCK, [])) & {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    return bool(blocked and signal.sigpending() & blocked)
 
 
 def current() -> Cancel | None:
