@@ -174,7 +174,7 @@ def test_the_simulators_folders_keep_the_mode_an_administrator_gave_them(migctl:
     folders = [state / "sim", *(p for p in (state / "sim").rglob("*") if p.is_dir())]
     assert len(folders) > 1 and all(stat.S_IMODE(f.stat().st_mode) == 0o700 for f in folders)
     for f in folders:
-        os.chmod(f, 0o2750)
+        os.chmod(f, 0o2750)  # noqa: S103  (an administrator's group-readable setup)
     for args in (["status"], ["create", "1g.12gb"], ["destroy", "--all"], ["sim", "reload-driver"]):
         s.ok(*args, env={"MIGCTL_STATE_DIR": str(state)})
         assert stat.S_IMODE((state / "sim").stat().st_mode) == 0o2750, args
@@ -346,7 +346,7 @@ def _shared_leases(exe: list[str], top: Path) -> None:
     def share_simulated_driver() -> None:
         """The simulated driver is files that root's commands rewrite 0600; on hardware the user
         reaches the GPU through /dev/nvidia* instead. Only the state directory is under test."""
-        for folder, dirs, files in os.walk(shared / "sim"):  # its driver files (sim/root/...) too
+        for folder, _dirs, files in os.walk(shared / "sim"):  # its driver files (sim/root/...) too
             os.chown(folder, 0, 65534)
             os.chmod(folder, 0o2770)  # noqa: S103
             for name in files:
