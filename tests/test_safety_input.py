@@ -10,10 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import Cli, Sim
+from conftest import Cli, Sim, one_line_error
 from migctl import Node
 from migctl.core.layout import ProfileRequest
 from migctl.device.gpu import Gpu
@@ -236,3 +239,68 @@ def test_gpu_indices_must_be_ascii_digits(migctl: Cli, digit: str) -> None:
     s.ok("mode", "enable", "-i", "0")
     r = s("create", "-i", "0", f"1g.12gb:{digit}")
     assert r.code == 2 and layout("h20x8")[0] == (True, [])
+
+
+def _number_parameters() -> list[tuple[tuple[str, ...], str | None, bool]]:
+    """Every number option and argument of every command: (command words, option or None for an
+    argument, whether it takes whole numbers)."""
+    from typer._click.types import FloatParamType, IntParamType
+
+    from migctl.cli import group, registry
+
+    found: list[tuple[tuple[str, ...], str | None, bool]] = []
+
+    def walk(words: tuple[str, ...], cmd: Any) -> None:
+        for p in cmd.params:
+            if isinstance(p.type, (IntParamType, FloatParamType)) and p.expose_value:
+                flag = max(p.opts, key=len) if p.param_type_name == "option" else None
+                found.append((words, flag, isinstance(p.type, IntParamType)))
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk((*words, name), sub)
+
+    for name in registry.COMMANDS:
+        walk((name,), group.load(name))
+    return found
+
+
+NUMBER_PARAMETERS = _number_parameters()
+NON_ASCII_DIGIT = st.characters(categories=["Nd"]).filter(lambda c: not c.isascii())
+
+
+def test_the_cli_has_number_options_to_check() -> None:
+    flags = {flag for _, flag, _ in NUMBER_PARAMETERS}
+    assert {"--gi", "--placement", "--wait", "--pid", None} <= flags, flags
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    where=st.sampled_from(NUMBER_PARAMETERS),
+    text=st.lists(st.one_of(NON_ASCII_DIGIT, st.sampled_from("0123456789")), min_size=1, max_size=4)
+    .map("".join)
+    .filter(lambda t: not t.isascii()),
+)
+def test_number_options_refuse_digits_that_are_not_ascii(
+    migctl: Cli, where: tuple[tuple[str, ...], str | None, bool], text: str
+) -> None:
+    """int() and float() read '٣' as 3: a GPU-instance ID, a placement or a PID typed that way is
+    refused (exit 2, one line naming the option), before anything runs."""
+    words, flag, _whole = where
+    value = [flag, text] if flag is not None else [text]
+    r = migctl("--sim", "h20x1", *words, *value)
+    line = one_line_error(r, 2)
+    assert "write it with the digits 0-9" in line and (flag or "") in line, line
+
+
+@pytest.mark.parametrize(
+    ("setup", "args"),
+    [
+        ("7g.96gb[4c]", ["create-ci", "--gi", "\u0660", "1c.7g.96gb"]),  # Arabic-Indic zero: GI 0
+        ("", ["create", "1g.12gb", "-i", "0", "--placement", "\uff13"]),  # full-width three
+    ],
+)
+def test_a_unicode_digit_changes_nothing(migctl: Cli, setup: str, args: list[str]) -> None:
+    s = Sim(migctl, "h20x1")
+    s.ok("apply", "--layout", setup) if setup else s.ok("mode", "enable")
+    before = layout("h20x1")
+    one_line_error(s(*args), 2)
+    assert layout("h20x1") == before
