@@ -46,7 +46,7 @@ def _ascii(kind: ParamType) -> ParamType:
     sub = _SUBCLASSES.get(cls)
     if sub is None:
         sub = _SUBCLASSES[cls] = type(f"Ascii{cls.__name__}", (_AsciiNumber, cls), {})
-    mine = copy.copy(kind)
+    mine: ParamType = copy.copy(kind)
     mine.__class__ = sub
     return mine
 
