@@ -225,6 +225,15 @@ def corrupt(kind: str, d: Path, uuid: str) -> None:
     elif kind == "lock-directory":
         (d / "migctl.lock").unlink(missing_ok=True)
         (d / "migctl.lock").mkdir()
+    elif kind in ("journal-deep", "lock-owner-deep", "last-apply-deep"):  # a RecursionError in json.loads
+        names = {"journal-deep": "journal/gpu-0.json", "lock-owner-deep": "migctl.lock.owner"}
+        name = names.get(kind, "last-apply.json")
+        (d / name).parent.mkdir(exist_ok=True)
+        (d / name).write_bytes(b"[" * 200_000)
+    elif kind == "journal-huge":
+        (d / "journal" / "gpu-0.json").write_bytes(b'{"gpu": 0, "pad": "' + b"x" * (8 << 20) + b'"}')
+    elif kind == "journal-unreadable":  # root reads mode 000: a link to itself, which no one can open
+        (d / "journal" / "gpu-0.json").symlink_to("gpu-0.json")
     elif kind == "journal-dir-a-file":
         shutil.rmtree(d / "journal", ignore_errors=True)
         (d / "journal").touch()
@@ -242,6 +251,11 @@ CORRUPTIONS = [
     "lock-owner-directory",
     "lock-directory",
     "journal-dir-a-file",
+    "journal-deep",
+    "journal-huge",
+    "journal-unreadable",
+    "lock-owner-deep",
+    "last-apply-deep",
 ]
 
 COMMANDS = [

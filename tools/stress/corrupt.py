@@ -1,11 +1,14 @@
-"""Every state file truncated, garbled, of the wrong shape, or replaced by a directory (or a
-directory replaced by a file), then every command: no internal error, no traceback, a
+"""Every state file truncated, garbled, of the wrong shape, huge, nested past any parser's depth,
+unreadable, or replaced by a directory (or a directory replaced by a file), then every command
+that reads state: no internal error, no traceback, a
 documented exit code, a damaged file named by path (exit 11), and nothing changed by a command
 that failed.
 
 migctl's own files: a lease (free, and held with a garbled record), the leases folder, a
-journal left by a ``kill -9``, the journal folder, the host lock, its owner file, and the state
-directory itself. The simulator's files (``sim/node.json``, ``sim/gpu-0.json``) are a separate
+journal left by a ``kill -9``, the journal folder, the host lock, its owner file, the last
+apply's record (``last-apply.json``), the last boot apply's (``boot/last.json``), and the state
+directory itself. "Unreadable" is mode 000 (for root, who reads any mode: a symbolic link to
+itself, which no one can open). The simulator's files (``sim/node.json``, ``sim/gpu-0.json``) are a separate
 campaign: they stand for the driver, and the simulator owns their handling.
 """
 
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from stress.harness import DOCUMENTED_EXITS, Forked, Scratch, Tally, cli, leaked
 
-DAMAGES = ("truncated", "garbled", "wrong-shape", "directory")
+DAMAGES = ("truncated", "garbled", "wrong-shape", "huge", "deep", "unreadable", "directory")
 
 COMMANDS: tuple[tuple[str, ...], ...] = (
     ("status",),
@@ -33,8 +36,14 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
     ("recover",),
     ("doctor", "--no-smoke"),
     ("assert", "--layout", "1g.12gb:7"),
+    ("mode", "enable", "-i", "1"),
+    ("checkpoint",),
+    ("restore", "-f", "{ck}"),
+    ("top", "--once"),
+    ("boot", "status", "--boot-dir", "{boot}", "--unit-dir", "{units}"),
+    ("boot", "apply", "--boot-dir", "{boot}"),
 )
-SHORT_COMMANDS = (COMMANDS[0], COMMANDS[3], COMMANDS[6], COMMANDS[7])
+SHORT_COMMANDS = (COMMANDS[0], COMMANDS[3], COMMANDS[6], COMMANDS[7], COMMANDS[12], COMMANDS[14])
 
 
 def _damage(path: Path, how: str) -> None:
@@ -48,8 +57,19 @@ def _damage(path: Path, how: str) -> None:
         return
     if path.is_dir():
         return  # folders are only replaced
+    if how == "unreadable":
+        if os.geteuid() == 0:
+            path.unlink(missing_ok=True)
+            path.symlink_to(path.name)  # ELOOP: nobody can open it
+        elif path.exists():
+            path.chmod(0)
+        return
     data = path.read_bytes() if path.exists() else b""
-    if how == "truncated":
+    if how == "huge":  # valid JSON far past any state file's size
+        path.write_bytes(b'{"pad": "' + b"x" * (8 << 20) + b'"}')
+    elif how == "deep":  # small, but nested past the JSON parser's recursion limit
+        path.write_bytes(b"[" * 200_000)
+    elif how == "truncated":
         path.write_bytes(data[: len(data) // 2])
     elif how == "garbled":
         path.write_bytes(bytes(b ^ 0x5A for b in data[:64]) + b"\x00\xff{[" + data[64:])
@@ -67,6 +87,15 @@ class _Scenario:
         cli(env, "mode", "enable", "-i", "1")
         self.uuid = _first_uuid(self.s)
         cli(env, "run", "--on", self.uuid, "--", "true")  # leaves its lease file
+        self.ck = self.s.root / "checkpoint.json"
+        self.ck.write_text(cli(env, "checkpoint").out)
+        self.boot, self.units = self.s.root / "boot", self.s.root / "units"
+        self.units.mkdir()
+        self.boot_config = self.s.root / "boot.yaml"
+        self.boot_config.write_text(cli(env, "export").out)
+        dirs = ("--boot-dir", str(self.boot), "--unit-dir", str(self.units))
+        assert cli(env, "boot", "install", "-f", str(self.boot_config), "-c", "current", "--no-apply", *dirs).code == 0
+        assert cli(env, "boot", "apply", "--boot-dir", str(self.boot)).code == 0  # its boot/last.json
         killed = Forked({**env, "MIGCTL_FAULT_STEP": "3:KILL"}, "apply", "-i", "1", "--layout", "3g.48gb,2g.24gb")
         killed.wait()
         (self.s.state / "migctl.lock.owner").write_text(json.dumps({"pid": 1, "command": "x", "since": 0}))
@@ -90,6 +119,8 @@ class _Scenario:
             "journal folder": st / "journal",
             "host lock": st / "migctl.lock",
             "lock owner": st / "migctl.lock.owner",
+            "last apply": st / "last-apply.json",
+            "last boot apply": st / "boot" / "last.json",
             "state directory": st,
         }
 
@@ -139,7 +170,9 @@ def _one(scen: _Scenario, tally: Tally, label: str, path: Path, how: str, comman
         fcntl.flock(fd, fcntl.LOCK_EX)
         held = lambda: os.close(fd)  # noqa: E731
     _damage(path, how)
-    args = [a.replace("{uuid}", scen.uuid).replace("{gi}", scen.gi) for a in command]
+    names = {"{uuid}": scen.uuid, "{gi}": scen.gi, "{ck}": str(scen.ck), "{boot}": str(scen.boot),
+             "{units}": str(scen.units)}
+    args = [names.get(a, a) for a in command]
     trial = f"{label} {how}: migctl {' '.join(args)}"
     try:
         ran = cli(scen.s.env(), *args)
@@ -153,7 +186,7 @@ def _one(scen: _Scenario, tally: Tally, label: str, path: Path, how: str, comman
     if ran.code == 11 and str(scen.s.root) not in ran.err + ran.out:
         exact = False
         tally.note(f"{trial}: exit 11 without naming the file: {ran.err[-200:]}")
-    if before is not None and ran.code != 0 and args[0] in ("create", "destroy", "apply"):
+    if before is not None and ran.code != 0 and args[0] in ("create", "destroy", "apply", "mode", "restore", "boot"):
         try:
             after = scen.s.layout()
         except Exception:

@@ -24,7 +24,6 @@ kept in one module because they share its file layout.)
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -90,7 +89,8 @@ def _read_record(cls: type[R], path: Path) -> R:
     from pydantic import TypeAdapter, ValidationError
 
     try:
-        return TypeAdapter(cls).validate_python(json.loads(statefiles.read_small(path)))  # bounded: never /dev/zero
+        data = statefiles.load_json(statefiles.read_small(path))  # bounded: never /dev/zero
+        return TypeAdapter(cls).validate_python(data)
     except ValidationError as exc:
         raise ValueError(str(exc).splitlines()[0]) from None
 

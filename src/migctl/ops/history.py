@@ -8,12 +8,11 @@ full disk, a folder in the file's place) never turns a finished apply into a fai
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from migctl.errors import MigctlError
-from migctl.ops.statefiles import read_small, write_json
+from migctl.ops.statefiles import load_json, read_small, write_json
 from migctl.paths import state_dir
 from migctl.records.layouts import ApplyReport
 from migctl.records.observe import LastApply
@@ -42,7 +41,7 @@ def record_apply(report: ApplyReport, finished: float | None = None) -> None:
 def last_apply() -> LastApply | None:
     """The last recorded apply, or ``None`` (never recorded, or the file is unreadable)."""
     try:
-        data = json.loads(read_small(_path()))  # a damaged or oversized file reads as none
+        data = load_json(read_small(_path()))  # a damaged or oversized file reads as none
         return LastApply(
             finished=float(data["finished"]),
             config=str(data["config"]),

@@ -172,7 +172,7 @@ def parse(path: Path, raw: bytes, gpus: int | None = None) -> Entry:
         raise _Bad("its name is not gpu-N.json")
     index = int(m[1])
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = statefiles.load_json(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise _Bad("it is not UTF-8 text") from None
     except ValueError as exc:

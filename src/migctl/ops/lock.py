@@ -9,7 +9,6 @@ Read-only commands never take it. The lock is an ``flock``: the kernel frees it 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sys
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from filelock import FileLock, Timeout
 
 from migctl.errors import LockTimeoutError, UsageError
-from migctl.ops.statefiles import os_error, read_small, subdir, write_json
+from migctl.ops.statefiles import load_json, os_error, read_small, subdir, write_json
 from migctl.paths import file_mode, state_dir
 
 DEFAULT_WAIT_S = 60.0
@@ -30,7 +29,7 @@ _depth = threading.local()
 def owner() -> dict[str, object] | None:
     """What ``migctl.lock.owner`` says about the holder (``None``: nobody, or unreadable)."""
     try:
-        data = json.loads(read_small(state_dir() / "migctl.lock.owner"))
+        data = load_json(read_small(state_dir() / "migctl.lock.owner"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

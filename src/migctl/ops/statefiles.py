@@ -111,6 +111,15 @@ def read_small(path: Path, limit: int = MAX_STATE_FILE_BYTES) -> bytes:
     return data
 
 
+def load_json(data: bytes | str) -> Any:
+    """A state file's JSON; anything that is not JSON is a ``ValueError``, also a document nested
+    past the parser's depth (``[[[[...``: a ``RecursionError`` from :func:`json.loads`)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("it is nested too deeply to be JSON migctl wrote") from None
+
+
 def move_aside(path: Path, why: str) -> Path:
     """Rename a damaged state file to ``<name>.damaged-<n>`` beside it (kept for a post-mortem)."""
     n = 1

@@ -149,6 +149,8 @@ class Store:
             raise self._fail(path, "is empty (truncated)")
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise self._fail(path, "is not valid JSON (garbled: nested too deeply)") from None
         except ValueError as exc:
             raise self._fail(path, f"is not valid JSON (truncated or garbled: {exc})") from None
         problem = self._check(name, data)
