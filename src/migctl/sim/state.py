@@ -49,7 +49,6 @@ class SimStateError(DriverError):
         super().__init__(
             f"the simulated node's file {path} {problem}",
             hint=f"start the simulated node fresh (its instances are lost): {fix}",
-            path=str(path),
         )
         self.path = path
         self.problem = problem
