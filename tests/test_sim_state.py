@@ -69,6 +69,10 @@ def _directory(path: Path) -> None:
     (path / "x").write_text("{}")
 
 
+def _deep(path: Path) -> None:
+    path.write_bytes(b"[" * 200_000)  # json.loads: RecursionError
+
+
 DAMAGE: dict[str, tuple[Damage, str]] = {
     "truncated": (_truncate, "not valid JSON"),
     "garbled": (_garble, "not"),
@@ -77,7 +81,7 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "missing key": (_missing_key, "is missing"),
     "wrong type": (_wrong_type, "expected"),
     "a directory": (_directory, "is a directory"),
-    "nested too deeply": (lambda p: p.write_bytes(b"[" * 200_000), "nested too deeply"),
+    "nested too deeply": (_deep, "nested too deeply"),
 }
 
 

@@ -17,7 +17,7 @@ otherwise ``install`` enables the unit the way ``systemctl enable`` does, with t
 ``multi-user.target.wants`` link. Every operation returns a record of
 :mod:`migctl.records.boot`.
 
-(About 400 lines: the boot service's whole life cycle, record, unit, boot-time apply and status,
+(About 450 lines: the boot service's whole life cycle, record, unit, boot-time apply and status,
 kept in one module because they share its file layout.)
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -37,7 +38,7 @@ from typing import TypeVar
 from migctl.config import ConfigError, MigSpec, export_text, load_text
 from migctl.config.hooks import HooksSpec
 from migctl.device import Node
-from migctl.errors import EXIT_CODES, Interrupted, MigctlError, MismatchError, UsageError
+from migctl.errors import EXIT_CODES, Interrupted, MigctlError, MismatchError, StateError, UsageError
 from migctl.integrations.systemd import UNIT_NAME, WANTED_BY, BootUnit, unit_text
 from migctl.ops import statefiles
 from migctl.ops.apply import apply
@@ -339,6 +340,23 @@ def last_path() -> Path:
     return state_dir() / "boot" / LAST_FILE
 
 
+def _last_file() -> Path:
+    """Where ``boot apply`` records its result; anything but a file in its place refuses it now."""
+    path = statefiles.subdir("boot") / LAST_FILE
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise statefiles.os_error(exc, path, "use") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise StateError(
+            f"{path} is not a file: migctl records the last boot apply there; nothing was applied",
+            hint=f"move {path} out of the way while no migctl command runs; migctl makes a new one",
+        )
+    return path
+
+
 def _recorded_plan(node: Node, directory: Path) -> NodePlan:
     layout_path = directory / "layout.yaml"
     try:
@@ -357,6 +375,7 @@ def boot_apply(node: Node, directory: Path, *, wait_s: float | None = None) -> B
     """``boot apply``: apply the recorded pinned layout (what the unit runs). Every failure is in
     the record (``ok`` false, ``error``, ``exit_code``), which is saved for ``status``."""
     started = time.time()
+    last = _last_file()  # checked before any change: its result must have somewhere to go
     selection: BootSelection | None = None
     try:
         selection = load_selection(directory)
@@ -384,7 +403,7 @@ def boot_apply(node: Node, directory: Path, *, wait_s: float | None = None) -> B
         run = BootRun(False, started, round(time.time() - started, 3), selection.config_name if selection else None,
                       (), (), (), (), str(exc), exc.exit_code)
     try:
-        statefiles.write_json(statefiles.subdir("boot") / LAST_FILE, to_data(run))  # 0600 (0660 when shared)
+        statefiles.write_json(last, to_data(run))  # 0600 (0660 when shared)
     except MigctlError as exc:  # the GPUs are as the run says: say that too, not only that it was not saved
         ended = "succeeded" if run.ok else f"failed ({run.error})"
         raise type(exc)(
