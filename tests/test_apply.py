@@ -417,7 +417,7 @@ def test_kill_9_mid_apply_is_finished_or_rolled_back(migctl: Cli, state_dir: Pat
         assert "GPU 1: finished" in r.out
     else:  # finishing GPU 0 fails: it is rolled back to exactly what it had before
         r = s.ok("recover", env={"MIGCTL_SIM_FAULTS": "create-gi@1=UNKNOWN"})
-        assert "GPU 0: rolled_back: could not finish config '--layout'" in r.out
+        assert "GPU 0: rolled_back: could not finish the apply of config '--layout'" in r.out
         assert "rolled back to the layout before it" in r.out
         assert "GPU 1: finished" in r.out
     final = shape(s.status())

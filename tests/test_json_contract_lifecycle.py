@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import migctl
-from conftest import Cli, Result, Sim, SimFactory, running_on
+from conftest import REPO, Cli, Result, Sim, SimFactory, running_on
 from migctl.records.errors import ErrorKind
 from migctl.records.schema import NOT_COMMANDS, by_command, command_schema
 
@@ -43,6 +43,23 @@ def test_the_registry_has_the_error_document_and_every_kind_is_in_its_schema() -
         assert cls.kind in kinds, f"{cls.__name__}.kind {cls.kind!r} is not in records.errors.ErrorKind"
         classes += cls.__subclasses__()
 
+
+def test_every_exit_code_is_documented_where_users_look() -> None:
+    """Each error class's exit code (11 for a damaged state file included) is a row of
+    docs/cli.md's table, in README's list, and named with its kind in the error document
+    (docs/json.md, generated from the record)."""
+    import re
+
+    from migctl.errors import EXIT_CODES
+
+    cli_md = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    json_md = (REPO / "docs" / "json.md").read_text(encoding="utf-8")
+    for kind, code in EXIT_CODES.items():
+        assert f"\n| {code} | " in cli_md, (kind, code)
+        assert f"`{kind}` ({code})" in json_md, (kind, code)
+        if code != 1:  # README lists the specific codes
+            assert re.search(rf"[:,] {code} [a-z]", readme), (kind, code)
 
 def test_mode_outputs_match_the_schema(sim: SimFactory) -> None:
     s = sim("h20x1,l40sx1", enable=None)

@@ -443,14 +443,29 @@ def test_destroy_bad_targets_are_usage_errors(sim: Callable[..., Sim]) -> None:
     assert s.status() == before
 
 
-def test_destroy_driver_failure_says_what_is_done_and_a_rerun_finishes(sim: Callable[..., Sim]) -> None:
+def _layout(s: Sim) -> list[tuple[str, int, list[tuple[str, int]]]]:
+    """A GPU's instances by profile and placement (what survives a re-creation; IDs and UUIDs do not)."""
+    return sorted(
+        (
+            g["profile"],
+            g["placement"]["start"],
+            sorted((c["profile"], c["placement"]["start"]) for c in g["compute_instances"]),
+        )
+        for g in s.gpu()["gpu_instances"]
+    )
+
+
+def test_destroy_driver_failure_puts_back_what_it_destroyed(sim: Callable[..., Sim], state_dir: Path) -> None:
     s = sim()
-    s.create("1g.12gb:2")
-    r = s("destroy", "--all", "--json", env={"MIGCTL_SIM_FAULTS": "destroy-gi@1=UNKNOWN"})
+    s.create("1g.12gb:2", "2g.24gb")
+    before = _layout(s)
+    r = s("destroy", "--all", "--json", env={"MIGCTL_SIM_FAULTS": "destroy-gi@2=UNKNOWN"})
     assert r.code == 8
     err = r.json()
-    assert "already destroyed" in err["hint"] and "run the same command again" in err["hint"]
-    assert [d["compute_instance_id"] for d in err["destroyed"]] == [0, 0]
+    assert "created again at the same placements" in err["hint"] and "nothing else changed" in err["hint"]
+    assert [d["compute_instance_id"] for d in err["destroyed"]] == [0, 0, 0, None]  # 3 CIs and 1 GI had gone
+    assert _layout(s) == before  # all or nothing
+    assert not list((state_dir / "journal").glob("gpu-*.json"))
     s.ok("destroy", "--all")
     assert s.gpu()["gpu_instances"] == []
 

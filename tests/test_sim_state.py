@@ -69,6 +69,10 @@ def _directory(path: Path) -> None:
     (path / "x").write_text("{}")
 
 
+def _deep(path: Path) -> None:
+    path.write_bytes(b"[" * 200_000)  # json.loads: RecursionError
+
+
 DAMAGE: dict[str, tuple[Damage, str]] = {
     "truncated": (_truncate, "not valid JSON"),
     "garbled": (_garble, "not"),
@@ -77,6 +81,7 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
     "missing key": (_missing_key, "is missing"),
     "wrong type": (_wrong_type, "expected"),
     "a directory": (_directory, "is a directory"),
+    "nested too deeply": (_deep, "nested too deeply"),
 }
 
 
@@ -115,6 +120,10 @@ def test_the_cli_says_it_in_one_line_and_sim_reset_repairs_it(state_dir: Path, k
     assert "sim reset" in broken.stderr
     for bad in ("Traceback", "internal error", "JSONDecodeError", "KeyError", "IsADirectoryError"):
         assert bad not in broken.stderr
+    as_json = _cli(state_dir, "--sim", "h20x2", "status", "--json")  # the same as one error document
+    assert as_json.returncode == 8 and "Traceback" not in as_json.stderr, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["error"] == "driver" and str(path) in doc["message"] and "sim reset" in doc["hint"]
     assert _cli(state_dir, "--sim", "h20x2", "sim", "reset").returncode == 0
     fixed = _cli(state_dir, "--sim", "h20x2", "status", "--json")
     assert fixed.returncode == 0, fixed.stderr

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from migctl.core.layout import ProfileRequest
 from migctl.device import Gpu, open_node
-from migctl.errors import UsageError
+from migctl.errors import Interrupted, UsageError
 from migctl.ops import inspect, leases
 from migctl.records.inspect import StatusReport
 from migctl.records.layouts import ApplyReport, AssertReport, ExportReport, PlanReport, RecoverReport
@@ -51,16 +51,36 @@ if TYPE_CHECKING:  # the job-running operations are imported when first used
     from migctl.usage import DeviceLease, MigDevice
 
 
+Interruptible = TypeVar("Interruptible", ApplyReport, ModeReport, RecoverReport, RestoreReport)
+
+
+def _unless_interrupted(report: Interruptible, lines: list[str]) -> Interruptible:
+    """A report the command ended early with (Ctrl-C/SIGTERM) is raised as :class:`Interrupted`, so
+    a script stops as it would on Ctrl-C; ``exc.report`` keeps what happened to each GPU."""
+    if report.interrupted is None:
+        return report
+    exc = Interrupted(f"interrupted by {report.interrupted}: " + "; ".join(lines))
+    exc.report = report  # type: ignore[attr-defined]
+    raise exc
+
+
 class Node:
     """One machine's MIG GPUs. ``sim="h20x8"`` uses the simulator; omit it on real hardware.
 
     ``state_dir`` sets ``MIGCTL_STATE_DIR`` for this process (locks, leases, journals and the
-    simulated node live there).
+    simulated node live there). A simulated node without ``state_dir`` (and without
+    ``MIGCTL_STATE_DIR``) lives in the per-user state directory, never in a system path such as
+    ``/var/lib/migctl``, even for root; that directory then becomes this process's
+    ``MIGCTL_STATE_DIR``, so its locks, leases and journals are the simulated node's.
     """
 
     def __init__(self, sim: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> None:
         if state_dir is not None:
             os.environ["MIGCTL_STATE_DIR"] = str(state_dir)
+        elif sim is not None and not os.environ.get("MIGCTL_STATE_DIR"):
+            from migctl.paths import user_state_dir
+
+            os.environ["MIGCTL_STATE_DIR"] = str(user_state_dir())
         self._node = open_node(sim)
 
     @property
@@ -112,11 +132,13 @@ class Node:
             ``refused`` or ``not_supported``. A GPU-level refusal is an outcome, not an exception.
         Raises:
             UsageError: a bad ``gpus``. LockTimeoutError: another migctl held the lock past ``wait_s``.
-            DriverError: the driver failed in an unexpected way.
+            DriverError: the driver failed in an unexpected way. Interrupted: Ctrl-C or SIGTERM
+            stopped it between GPUs (``exc.report`` is the report, the GPUs not reached unchanged).
         """
         from migctl.ops.mode import set_mig_mode
 
-        return set_mig_mode(self._node, self.select(gpus), enable, destroy_instances=destroy_instances, wait_s=wait_s)
+        report = set_mig_mode(self._node, self.select(gpus), enable, destroy_instances=destroy_instances, wait_s=wait_s)
+        return _unless_interrupted(report, [f"GPU {o.gpu}: {o.result}" for o in report.gpus])
 
     #: The same as :meth:`mode` (its name before the records).
     set_mig_mode = mode
@@ -309,7 +331,9 @@ class Node:
         Raises:
             InUseError: the layout needs a busy instance. InsufficientResourcesError: it does not
             fit. Either way nothing is changed. UsageError: as :meth:`plan`, or a failing hook
-            before any change. LockTimeoutError.
+            before any change. LockTimeoutError. StateError: a damaged journal (moved aside;
+            nothing applied). Interrupted: Ctrl-C or SIGTERM stopped it at a safe point; every
+            GPU is applied or rolled back as ``exc.report`` (the :class:`ApplyReport`) says.
         """
         from migctl.ops.apply import apply
         from migctl.ops.files import load_hooks_file
@@ -328,9 +352,10 @@ class Node:
             skip_reset=skip_reset,
             mode_only=mode_only,
         )
-        return apply(
+        report = apply(
             self._node, node_plan, hooks=hooks, hook_env=env, parallel=parallel, wait_s=wait_s, skip_reset=skip_reset
         )
+        return _unless_interrupted(report, [f"GPU {o.gpu}: {o.result}" for o in report.gpus])
 
     def check(
         self,
@@ -512,6 +537,8 @@ class Node:
         Raises:
             InUseError: the state needs a busy instance (nothing is changed). UsageError: a bad
             checkpoint file, a GPU the node lacks, a profile a GPU lacks. LockTimeoutError.
+            Interrupted: Ctrl-C/SIGTERM stopped it (``exc.report`` says what each GPU ended as).
+            StateError: a journal an earlier crash left is damaged (nothing is changed).
         """
         from migctl.ops.files import load_hooks_file
         from migctl.ops.parity import restore
@@ -527,7 +554,7 @@ class Node:
             except CheckpointError as exc:
                 raise UsageError(str(exc)) from None
         hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
-        return restore(
+        report = restore(
             self._node,
             checkpoint,
             source,
@@ -536,6 +563,7 @@ class Node:
             only_mode=mode_only,
             wait_s=wait_s,
         )
+        return _unless_interrupted(report, [f"GPU {o.gpu}: {o.result}" for o in report.gpus])
 
     def recover(self, *, wait_s: float | None = None) -> RecoverReport:
         """Finish, or roll back, an apply or create a crash or ``kill -9`` interrupted: ``migctl recover``
@@ -552,7 +580,8 @@ class Node:
         """
         from migctl.ops.recover import recover
 
-        return recover(self._node, wait_s=wait_s)
+        report = recover(self._node, wait_s=wait_s)
+        return _unless_interrupted(report, [f"GPU {r.gpu}: {r.result}" for r in report.recovered])
 
     def _requests(self, items: Sequence[ProfileRequest | str]) -> list[ProfileRequest]:
         if all(isinstance(item, ProfileRequest) for item in items):

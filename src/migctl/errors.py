@@ -17,6 +17,8 @@ exit   class               meaning
 8      DriverError         no driver, or the driver failed
 9      LockTimeoutError    another migctl holds the host lock
 10     MismatchError       ``migctl assert``: the node differs from the layout
+11     StateError          one of migctl's own state files (leases, journals, the lock, the state
+                           directory) is damaged or cannot be written; the message names the file
 130    Interrupted         Ctrl-C or SIGTERM; what the command had created was undone
 =====  ==================  ====================================================================
 """
@@ -114,6 +116,16 @@ class MismatchError(MigctlError):
     kind = "mismatch"
 
 
+class StateError(MigctlError):
+    """A state file of migctl's own is damaged, of the wrong kind, or cannot be written (full disk).
+
+    The message names the file and what is wrong with it; the hint says how to fix it.
+    """
+
+    exit_code = 11
+    kind = "state"
+
+
 class Interrupted(MigctlError):
     """Ctrl-C or SIGTERM stopped a command; what it had changed was undone."""
 
@@ -134,6 +146,7 @@ EXIT_CODES: dict[str, int] = {
         DriverError,
         LockTimeoutError,
         MismatchError,
+        StateError,
         Interrupted,
     )
 }
@@ -217,6 +230,6 @@ def from_nvml(exc: pynvml.NVMLError, action: str, *, hint: str | None = None, **
         _CODE["NVML_ERROR_INSUFFICIENT_RESOURCES"]: InsufficientResourcesError,
         _CODE["NVML_ERROR_RESET_REQUIRED"]: ResetRequiredError,
     }.get(code, DriverError)
-    if cls is PermissionDeniedError and hint is None:
-        hint = PERMISSION_HINT
+    if cls is PermissionDeniedError:  # the way out comes first; what was undone follows
+        hint = PERMISSION_HINT if hint is None else f"{PERMISSION_HINT}; {hint}"
     return cls(message, hint=hint, nvml_code=code, **details)

@@ -7,6 +7,9 @@
 * Ctrl-C and SIGTERM end in exit 130 after the command undid its partial work.
 * stdout closed by its reader (``migctl plan --json | head``) ends quietly with exit 141, as a
   program killed by SIGPIPE: no traceback, no message.
+* An ``OSError`` that reaches here (a file a user, a crash or a full disk made unusable) names
+  the file and the fix (:func:`migctl.ops.statefiles.os_error`: exit 6 or 11), never "internal
+  error".
 * Anything else is a bug: "internal error" with the hint to rerun with ``--debug``.
 """
 
@@ -71,7 +74,9 @@ def _unwrap_streams() -> None:
 def dispatch(args: list[str]) -> int:
     """Run ``migctl ARGS...``; return its exit code."""
     from migctl.cli.group import command
+    from migctl.ops.cancel import reset_step_count
 
+    reset_step_count()  # the test hook MIGCTL_FAULT_STEP counts the steps of one command
     STATE.reset(args, json=grammar.wants_json(args))
     consoles.reset()
     cli = command()
@@ -129,6 +134,11 @@ def _invoke(cli: click.Command, args: list[str]) -> int:
         nvml = sys.modules.get("pynvml")  # only a command that imported pynvml can raise its errors
         if nvml is not None and isinstance(exc, nvml.NVMLError):
             return fail(from_nvml(exc, "NVML call failed"))
+        if isinstance(exc, OSError):
+            # a file the user, a crash or a full disk made unusable: name it, never "internal error"
+            from migctl.ops.statefiles import os_error
+
+            return fail(os_error(exc, exc.filename or "a file", "use"))
         if STATE.debug:
             raise
         return fail(

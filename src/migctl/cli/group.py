@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from migctl import __version__
 from migctl.cli import registry
 from migctl.cli.app import STATE
+from migctl.cli.numbers import ascii_numbers
 
 
 def _print_version(value: bool) -> None:
@@ -77,7 +78,7 @@ class LazyGroup(TyperGroup):
             cmd = group.commands[cmd_name]
             cmd.short_help = entry[2]
             template = [p for p in self.params if p.name != "help"]
-            loaded[cmd_name] = _with_global_options(cmd, template)
+            loaded[cmd_name] = _with_global_options(ascii_numbers(cmd), template)
         return loaded[cmd_name]
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

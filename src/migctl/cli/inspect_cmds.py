@@ -111,7 +111,13 @@ def render_status(console: Console, data: StatusReport) -> None:
         else:
             for p in g.processes:
                 console.print(f"  process pid {p.pid} {p.user}: {p.command}")
+        if not g.processes_known:
+            console.print("  processes: unknown (the driver would not list them: permission denied)", style="yellow")
         console.print()
+    for change in data.interrupted:
+        where = f"GPU {change.gpu}: " if change.gpu is not None else ""
+        line = Text(f"{where}{change.detail}" + (f"; {change.fix}" if change.fix else ""))
+        console.print(line, style="yellow" if change.state == "in_progress" else "bold red")
 
 
 #: nvidia-smi mig -lgip's order, used by both profile tables.

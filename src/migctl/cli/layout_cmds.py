@@ -132,10 +132,10 @@ def apply_cmd(
     wait: float = WAIT_OPTION,
 ) -> None:
     """Apply a layout: mode changes, then per GPU destroy/create, each GPU a transaction."""
-    from migctl.ops import journal
     from migctl.ops.apply import apply
     from migctl.ops.files import load_hooks_file
     from migctl.ops.hooks import mig_parted_env
+    from migctl.ops.journal import left_behind
     from migctl.ops.plan import plan_report
 
     np = _node_plan(file, name, layout, gpus)
@@ -153,7 +153,7 @@ def apply_cmd(
     )
     if not want_json():
         console = consoles.out
-        interrupted = sorted({int(j["gpu"]) for j in journal.pending()})
+        interrupted = sorted({c.gpu for c in left_behind() if c.gpu is not None and c.state != "in_progress"})
         if interrupted:
             # apply first finishes (or rolls back) the interrupted apply, then plans again; this
             # plan was made from the half-applied state, so it may overstate what remains to do.
@@ -166,12 +166,22 @@ def apply_cmd(
         STATE.node(), np, hooks=hooks, hook_env=hook_env, parallel=not sequential, wait_s=wait, skip_reset=skip_reset
     )
     emit(report, render_apply)
+    if report.interrupted and not want_json():
+        consoles.err.print(f"migctl: interrupted by {report.interrupted}: each GPU ended as shown above")
     if not report.ok:
-        raise typer.Exit(apply_exit_code(report.gpus))
+        raise typer.Exit(apply_exit_code(report.gpus, report.interrupted))
 
 
-def apply_exit_code(outcomes: tuple[GpuOutcome, ...]) -> int:
-    """7 when the only thing missing is a mode change pending a GPU reset, else 1 (a failed apply)."""
+def apply_exit_code(outcomes: tuple[GpuOutcome, ...], interrupted: str | None = None) -> int:
+    """130 when interrupted; 6 when a GPU needed permissions this user lacks; 7 when the only
+    thing missing is a mode change pending a GPU reset; else 1 (a failed apply)."""
+    from migctl.errors import EXIT_CODES
+
+    if interrupted:
+        return EXIT_CODES["interrupted"]
+    errors = {o.error for o in outcomes if o.result in ("rolled_back", "failed")}
+    if "permission_denied" in errors:
+        return EXIT_CODES["permission_denied"]
     results = {o.result for o in outcomes}
     pending_only = "pending" in results and results <= {"pending", "applied", "unchanged", "skipped"}
     return 7 if pending_only else 1
@@ -267,10 +277,17 @@ def export(
 @app.command()
 def recover(wait: float = WAIT_OPTION) -> None:
     """Finish, or roll back, an apply interrupted by a crash or kill -9 (apply also does this first)."""
+    from migctl.errors import EXIT_CODES
     from migctl.ops.recover import recover as recover_node
 
     report = recover_node(STATE.node(), wait_s=wait)
     emit(report, render_recover)
+    if report.interrupted:
+        if not want_json():
+            consoles.err.print(f"migctl: interrupted by {report.interrupted}: journals not yet handled are kept")
+        raise typer.Exit(EXIT_CODES["interrupted"])
+    if any(r.result == "damaged" for r in report.recovered):
+        raise typer.Exit(EXIT_CODES["state"])
     if any(r.result == "failed" for r in report.recovered):
         raise typer.Exit(1)
 

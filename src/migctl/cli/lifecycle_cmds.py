@@ -46,6 +46,8 @@ def mode_exit_code(outcomes: tuple[ModeOutcome, ...], *, explicit: bool = True) 
     mode."""
     capable = [o for o in outcomes if o.result != "not_supported"]
     results = {o.result for o in (outcomes if explicit or not capable else capable)}
+    if "interrupted" in results:
+        return 130
     if "refused" in results:
         return InUseError.exit_code
     if "pending" in results:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from migctl.cli import env
-from migctl.cli.app import GPUS_OPTION, STATE, WAIT_OPTION, commands, emit, want_json
+from migctl.cli.app import GPUS_OPTION, STATE, WAIT_OPTION, commands, consoles, emit, want_json
 from migctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -133,5 +133,7 @@ def restore_cmd(
         STATE.node(), ck, source, hooks=hooks, hooks_file=hooks_path or "", only_mode=mode_only, wait_s=wait
     )
     emit(report, render_restore)
+    if report.interrupted and not want_json():
+        consoles.err.print(f"migctl: interrupted by {report.interrupted}: each GPU ended as shown above")
     if not report.ok:
-        raise typer.Exit(apply_exit_code(report.gpus))
+        raise typer.Exit(apply_exit_code(report.gpus, report.interrupted))

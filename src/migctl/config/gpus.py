@@ -49,7 +49,10 @@ class GpuIdentity(Protocol):
 
 G = TypeVar("G", bound=GpuIdentity)
 
-_INDEX = re.compile(r"(\d+)(?:-(\d+))?")
+#: ASCII digits only (``\d`` would take ``٣`` as 3), at most 6 (no node has a million GPUs; a
+#: 5000-digit index must not reach ``int``).
+_INDEX = re.compile(r"([0-9]{1,6})(?:-([0-9]{1,6}))?", re.ASCII)
+_ID = re.compile(r"[0-9]{1,9}", re.ASCII)
 _HEX = r"[0-9a-fA-F]{1,8}"
 #: domain:bus:device.function, domain:bus:device, bus:device.function (NVML's three forms).
 _BUS_ID = (
@@ -130,7 +133,7 @@ def parse_ids(values: Sequence[str], *, option: str) -> list[int]:
             part = part.strip()
             if not part:
                 continue
-            if not part.isdigit():
+            if _ID.fullmatch(part) is None:  # str.isdigit() takes "٣" and "²" (which int() refuses)
                 raise ConfigError(f"{part!r} is not an ID; give numbers such as {option} 9,10", source=option)
             out.append(int(part))
     return out

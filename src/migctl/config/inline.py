@@ -25,13 +25,15 @@ import re
 
 from migctl.config.document import Document, validate
 from migctl.config.errors import ConfigError
+from migctl.config.requests import MAX_COUNT
 from migctl.config.spec import MigConfigEntry, normalize_profile
 
 SOURCE = "--layout"
 
 _ITEM = re.compile(
-    r"\s*(?P<profile>[^\s:@\[\],]+)\s*(?::\s*(?P<count>\d+))?\s*(?:@\s*(?P<start>\d+))?"
-    r"\s*(?:\[(?P<compute>[^\[\]]*)\])?\s*"
+    r"\s*(?P<profile>[^\s:@\[\],]+)\s*(?::\s*(?P<count>[0-9]+))?\s*(?:@\s*(?P<start>[0-9]{1,6}))?"
+    r"\s*(?:\[(?P<compute>[^\[\]]*)\])?\s*",
+    re.ASCII,
 )
 
 
@@ -59,9 +61,17 @@ def parse_layout(text: str, source: str = SOURCE) -> MigConfigEntry:
         if m is None:
             raise ConfigError("expected PROFILE[:COUNT][@START][[CI,...]], e.g. 3g.48gb@4[1c,1c,1c]",
                               source=source, key=item.strip() or "(empty item)")
+        if m["count"] is not None and len(m["count"].lstrip("0")) > 3:  # before int(): no 5000-digit parse
+            raise ConfigError(f"count must be at most {MAX_COUNT}", source=source, key=item.strip())
         name, count = normalize_profile(m["profile"]), int(m["count"] or 1)
         if count < 1:
             raise ConfigError("count must be at least 1", source=source, key=item.strip())
+        if count > MAX_COUNT or counts.get(name, 0) + count > MAX_COUNT:
+            raise ConfigError(
+                f"count must be at most {MAX_COUNT} (no GPU holds more instances of a profile)",
+                source=source,
+                key=item.strip(),
+            )
         if m["start"] is not None and count != 1:
             raise ConfigError("a pinned (@START) item stands for one instance", source=source,
                               key=item.strip())

@@ -25,7 +25,11 @@ from migctl.core.layout import ProfileRequest
 
 __all__ = ["ProfileRequest", "as_profile_requests", "parse_compute_instance", "parse_profile_requests"]
 
-_COUNTED = re.compile(r"(.+?)(?::(\d+))?")
+_COUNTED = re.compile(r"(.+?)(?::([0-9]+))?", re.ASCII)
+
+#: No GPU holds more than 64 instances of a profile: a larger count is a typo, refused while
+#: parsing (before anything would spend memory on it).
+MAX_COUNT = 64
 
 
 def parse_profile_requests(items: Iterable[str]) -> list[ProfileRequest]:
@@ -38,9 +42,16 @@ def parse_profile_requests(items: Iterable[str]) -> list[ProfileRequest]:
                 continue
             m = _COUNTED.fullmatch(item)
             assert m is not None  # the pattern matches any non-empty text
+            if m[2] is not None and len(m[2].lstrip("0")) > 3:
+                raise ConfigError(f"the count after ':' must be at most {MAX_COUNT}", source=repr(item))
             count = int(m[2]) if m[2] is not None else 1
             if count < 1:
                 raise ConfigError("the count after ':' must be at least 1", source=repr(item))
+            if count > MAX_COUNT:
+                raise ConfigError(
+                    f"the count after ':' must be at most {MAX_COUNT} (no GPU holds more instances of a profile)",
+                    source=repr(item),
+                )
             out.append(ProfileRequest(m[1].strip(), count))
     return out
 
@@ -55,7 +66,7 @@ def as_profile_requests(items: Iterable[ProfileRequest | str]) -> list[ProfileRe
 
 def parse_compute_instance(text: str) -> tuple[int, int]:
     """``"13:0"`` -> ``(13, 0)``: GPU-instance ID and compute-instance ID."""
-    m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text)
+    m = re.fullmatch(r"\s*([0-9]{1,9})\s*:\s*([0-9]{1,9})\s*", text, re.ASCII)
     if m is None:
         raise ConfigError("expected GI:CI, e.g. --ci 13:0", source=f"--ci {text!r}")
     return int(m[1]), int(m[2])

@@ -43,6 +43,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from migctl.config.errors import Path
+from migctl.config.requests import MAX_COUNT
 
 VERSION = "v1"
 
@@ -182,7 +183,7 @@ def _null_is_empty(value: object) -> object:
 
 ProfileName = Annotated[str, AfterValidator(_check_profile_key)]
 ComputeName = Annotated[str, AfterValidator(_check_compute_name)]
-Count = Annotated[int, Field(ge=0)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class _Model(BaseModel):

@@ -112,6 +112,8 @@ def from_text(text: str, source: str = "<checkpoint>") -> Checkpoint:
     """Parse a checkpoint; any problem is one :class:`CheckpointError` line naming the key."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise CheckpointError(f"{source}: not JSON (nested too deeply)") from None
     except ValueError as exc:
         raise CheckpointError(f"{source}: not JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("version") != VERSION:

@@ -18,14 +18,23 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import pynvml
 
 from migctl.config.hooks import HooksSpec
 from migctl.device import Gpu, Node
-from migctl.errors import MigctlError, ResetRequiredError, UsageError, from_nvml
-from migctl.ops import history, journal
-from migctl.ops.busy import node_leases
+from migctl.errors import (
+    Interrupted,
+    InUseError,
+    MigctlError,
+    ResetRequiredError,
+    StateError,
+    UsageError,
+    from_nvml,
+)
+from migctl.ops import cancel, history, journal
+from migctl.ops.busy import Claim, describe_lease, node_leases
 from migctl.ops.execute import converge, execute_plan
 from migctl.ops.hooks import HookError, HookResult, mig_parted_env, run_hook
 from migctl.ops.lock import host_lock
@@ -34,44 +43,79 @@ from migctl.ops.recover import recover_locked
 from migctl.records.layouts import ApplyReport, GpuOutcome, GpuResult, HookRun
 
 
-def _apply_gpu(gpu: Gpu, g: GpuPlan, config: str) -> GpuOutcome:
+def _apply_gpu(gpu: Gpu, g: GpuPlan, config: str, claim: Claim) -> GpuOutcome:
     started = time.perf_counter()
 
-    def outcome(result: GpuResult, detail: str = "", destroyed: int = 0, created: int = 0, kept: int = 0) -> GpuOutcome:
-        return GpuOutcome(g.gpu, result, detail, destroyed, created, kept, time.perf_counter() - started)
+    def outcome(
+        result: GpuResult,
+        detail: str = "",
+        destroyed: int = 0,
+        created: int = 0,
+        kept: int = 0,
+        error: str | None = None,
+    ) -> GpuOutcome:
+        return GpuOutcome(g.gpu, result, detail, destroyed, created, kept, time.perf_counter() - started, error)
 
     if g.target is None:
         return GpuOutcome(g.gpu, "skipped", g.note or "left alone", 0, 0, 0, 0.0)
     if not g.changes:
         kept = len(g.plan.keep) if g.plan else 0
         return GpuOutcome(g.gpu, "unchanged", "already matches", 0, 0, kept, 0.0)
-    path = journal.write(g.gpu, config, g.target, journal.pinned(g.mig_before, g.before))
+    before = journal.pinned(g.mig_before, g.before)
+    try:
+        path = journal.write(g.gpu, config, g.target, before)
+    except MigctlError as exc:  # a full disk, a damaged folder: nothing was done to this GPU
+        return outcome("rolled_back", f"not changed: {exc}", error=exc.kind)
+    progress = cancel.Progress()
     try:
         if g.mode_change is not None or g.plan is None:
-            done = converge(gpu, g.target)
+            done = converge(gpu, g.target, claim)
         else:
-            execute_plan(gpu, g.plan)
+            execute_plan(gpu, g.plan, claim)
             done = g.plan
-    except (pynvml.NVMLError, MigctlError) as exc:
-        err = exc if isinstance(exc, MigctlError) else from_nvml(exc, f"applying on GPU {g.gpu}")
+    except Exception as exc:  # a driver failure, a busy instance, a stop request: roll back on any
+        claim.release()
+        stopped = isinstance(exc, cancel.Cancelled)
+        err = as_error(exc, f"applying on GPU {g.gpu}")
         if isinstance(err, ResetRequiredError):
             # The driver stored the mode change; it waits for a GPU reset (Ampere with processes
             # on it). Keep it pending, as `migctl mode` does: rolling back would cancel it, and
             # the hint (stop them, reset, apply again) and exit 7 would describe a state that
             # no longer exists.
-            path.unlink(missing_ok=True)
-            return outcome("pending", str(err))
-        try:
-            converge(gpu, journal.pinned(g.mig_before, g.before))
-        except (pynvml.NVMLError, MigctlError) as again:
-            return outcome(
-                "failed",
-                f"{err.message}; rolling back also failed ({again}); the journal is kept: run migctl recover",
-            )
-        path.unlink(missing_ok=True)
-        return outcome("rolled_back", f"{err}; GPU {g.gpu} was rolled back to its previous layout")
-    path.unlink(missing_ok=True)
+            _forget(path)
+            return outcome("pending", str(err), error=err.kind)
+        if stopped and not progress.changed:
+            _forget(path)
+            detail = f"interrupted by {exc} before any change; left as it was"
+            return outcome("rolled_back", detail, error="interrupted")
+        why = f"interrupted by {exc}" if stopped else str(err)
+        with cancel.shielded():
+            try:
+                converge(gpu, before, Claim(f"migctl apply {config}: rolling back"))
+            except Exception as again:
+                if stopped:
+                    journal.mark_cancelled(path, g.gpu, config, g.target, before)
+                return outcome(
+                    "failed",
+                    f"{why}; rolling back also failed ({as_error(again, 'rolling back')}); the journal is kept: "
+                    "run migctl recover (it rolls the GPU back)" + ("" if stopped else " or finishes the apply"),
+                    error=err.kind if not stopped else "interrupted",
+                )
+        _forget(path)
+        return outcome(
+            "rolled_back", f"{why}; GPU {g.gpu} was rolled back to its previous layout", error=err.kind
+        )
+    finally:
+        claim.release()
+    _forget(path)
     return outcome("applied", "", len(done.destroy), len(done.create), len(done.keep))
+
+
+def _forget(path: Path) -> None:
+    """The GPU is done or rolled back: drop its journal (one left behind is only ever a no-op for
+    ``recover``, which converges on the layout the GPU has)."""
+    with contextlib.suppress(MigctlError):
+        journal.remove(path)
 
 
 def _runs(results: list[HookResult]) -> list[HookRun]:
@@ -116,8 +160,15 @@ def apply(
         raise node_plan.uncovered
     env = hook_env or mig_parted_env(node_plan.source, node_plan.config)
     log: list[HookRun] = []
-    with host_lock(wait_s):
+    with host_lock(wait_s), cancel.cancellable() as stop:
         recovered = recover_locked(node)
+        damaged = [r for r in recovered if r.result == "damaged" and r.gpu in {g.gpu for g in node_plan.gpus}]
+        if damaged:
+            raise StateError(
+                "; ".join(r.detail for r in damaged),
+                hint="nothing was applied; run this apply again once you have looked (it plans from what the "
+                "GPU has now)",
+            )
         leases = node_leases()
         fresh = tuple(
             plan_gpu(node.gpus[g.gpu], g.target, leases) if g.target is not None else g for g in node_plan.gpus
@@ -125,6 +176,7 @@ def apply(
         node_plan = replace(node_plan, gpus=fresh)
         if node_plan.refusals:
             raise refusal_error(node_plan)
+        claims = _claim_all(node, node_plan)
         try:
             _hook(hooks, "apply-start", env, log)
             if any(g.mode_change is not None for g in node_plan.gpus):
@@ -134,7 +186,11 @@ def apply(
             lock = threading.Lock()
 
             def one(g: GpuPlan) -> GpuOutcome:
-                outcome = _apply_gpu(node.gpus[g.gpu], g, node_plan.config)
+                try:
+                    outcome = _apply_gpu(node.gpus[g.gpu], g, node_plan.config, claims[g.gpu])
+                except Exception as exc:  # never lose the other GPUs' outcomes over one GPU's surprise
+                    detail = f"{as_error(exc, f'applying on GPU {g.gpu}')}; run migctl recover, then check it"
+                    outcome = GpuOutcome(g.gpu, "failed", detail, 0, 0, 0, 0.0, "error")
                 if on_progress is not None:
                     with lock:
                         on_progress(outcome)
@@ -146,14 +202,57 @@ def apply(
             else:
                 outcomes = [one(g) for g in node_plan.gpus]
         finally:
+            for claim in claims.values():
+                claim.release()
             if hooks is not None:
                 with contextlib.suppress(HookError):
                     log += _runs(run_hook(hooks, "apply-exit", env, check=False))
+        interrupted = stop.name or None
     fine = ("applied", "unchanged", "skipped", "pending") if skip_reset else ("applied", "unchanged", "skipped")
     done = all(o.result in fine for o in outcomes)
     exit_failed = any(h.point == "apply-exit" and h.exit_code != 0 for h in log)
+    ok = done and not exit_failed and interrupted is None
     report = ApplyReport(
-        node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log), node_plan.warnings
+        node_plan.config, ok, tuple(recovered), tuple(outcomes), tuple(log), node_plan.warnings, interrupted
     )
     history.record_apply(report)  # for the exporter's migctl_last_apply_* (best effort)
     return report
+
+
+def _claim_all(node: Node, node_plan: NodePlan) -> dict[int, Claim]:
+    """Before any change: take the leases of every instance the plan destroys or recomputes.
+
+    A job that leased one of them after the plan was made refuses the whole apply, changing
+    nothing (as a refusal at planning would); from here on no new job can start on them.
+    """
+    claims = {g.gpu: Claim(f"migctl apply {node_plan.config}") for g in node_plan.gpus}
+    blocked: list[str] = []
+    for g in node_plan.gpus:
+        if g.plan is None:
+            continue
+        gpu = node.gpus[g.gpu]
+        doomed = {e.gi_id for e in g.plan.destroy} | {r.instance.gi_id for r in g.plan.recompute}
+        for gi in gpu.gpu_instances():
+            if gi.id in doomed:
+                taken = claims[g.gpu].take(ci.uuid for ci in gi.compute_instances())
+                blocked += [f"GI {gi.id} ({gi.profile}) on GPU {g.gpu}: {describe_lease(h)}" for _, h in taken]
+    if blocked:
+        for claim in claims.values():
+            claim.release()
+        raise InUseError(
+            f"config {node_plan.config!r} cannot be applied: a job started on an instance it would change: "
+            + "; ".join(blocked),
+            hint="nothing was changed; stop those jobs or choose a layout that keeps their instances",
+        )
+    return claims
+
+
+def as_error(exc: BaseException, action: str) -> MigctlError:
+    """Any exception met while changing a GPU, as migctl's typed error (the rollback is the caller's)."""
+    if isinstance(exc, MigctlError):
+        return exc
+    if isinstance(exc, pynvml.NVMLError):
+        return from_nvml(exc, action)
+    if isinstance(exc, cancel.Cancelled):
+        return Interrupted(f"{action}: interrupted by {exc}")
+    return MigctlError(f"{action}: {type(exc).__name__}: {exc}")

@@ -7,6 +7,13 @@ that GPU refuse, and nothing changes on it), journaled (a ``kill -9`` half-way i
 rolled back by the next ``apply`` or ``migctl recover``), rolled back when the driver fails
 part-way, GPUs in parallel. A MIG mode change the driver leaves pending (Ampere) is completed
 with a GPU reset, which :func:`migctl.ops.mode.reset` refuses while anything uses the GPU.
+
+So the safety promises hold as for ``apply`` (docs/safety.md): the leases of every instance a
+reshape destroys are taken before its first change and held until it is gone (a job that
+leased one meanwhile makes that GPU refuse, changing nothing), any failure rolls that GPU back,
+and a damaged journal on its GPUs refuses it. The batch blocks Ctrl-C/SIGTERM/SIGHUP, so a
+reshape under way finishes (docs/scheduler.md); once a stop is pending no GPU reset and no
+retry is started (:func:`migctl.ops.cancel.stop_pending`), and the batch stops.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from migctl.core.layout import Plan, Target, TargetInstance
 from migctl.core.scheduler import GpuAction
 from migctl.device import Node
 from migctl.errors import InsufficientResourcesError, InUseError, LockTimeoutError, MigctlError
+from migctl.ops import cancel
 from migctl.ops import mode as mode_ops
 from migctl.ops.apply import apply
 from migctl.ops.plan import GpuPlan, NodePlan
@@ -54,8 +62,8 @@ def _apply(node: Node, actions: Sequence[GpuAction]) -> dict[int, GpuOutcome | M
     try:
         report = apply(node, NodePlan(CONFIG_NAME, CONFIG_NAME, gpus), wait_s=LOCK_WAIT_S)
     except (InUseError, InsufficientResourcesError) as exc:
-        if len(gpus) == 1:
-            return {gpus[0].gpu: exc}
+        if len(gpus) == 1 or cancel.stop_pending():
+            return {g.gpu: exc for g in gpus}
         out: dict[int, GpuOutcome | MigctlError] = {}
         for a in actions:
             out.update(_apply(node, [a]))
@@ -74,7 +82,7 @@ def carry_out(node: Node, actions: Sequence[GpuAction], *, since: float) -> list
     resets: set[int] = set()
     for a in actions:
         got = found[a.gpu]
-        if isinstance(got, GpuOutcome) and got.result == "pending":
+        if isinstance(got, GpuOutcome) and got.result == "pending" and not cancel.stop_pending():
             # The driver keeps MIG pending until a GPU reset (Ampere): reset it now that it is idle
             # (refused, changing nothing, if anything uses it), then make the instances.
             t0 = time.monotonic()

@@ -17,16 +17,16 @@ otherwise ``install`` enables the unit the way ``systemctl enable`` does, with t
 ``multi-user.target.wants`` link. Every operation returns a record of
 :mod:`migctl.records.boot`.
 
-(About 400 lines: the boot service's whole life cycle, record, unit, boot-time apply and status,
+(About 450 lines: the boot service's whole life cycle, record, unit, boot-time apply and status,
 kept in one module because they share its file layout.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -38,8 +38,9 @@ from typing import TypeVar
 from migctl.config import ConfigError, MigSpec, export_text, load_text
 from migctl.config.hooks import HooksSpec
 from migctl.device import Node
-from migctl.errors import MigctlError, MismatchError, UsageError
+from migctl.errors import EXIT_CODES, Interrupted, MigctlError, MismatchError, StateError, UsageError
 from migctl.integrations.systemd import UNIT_NAME, WANTED_BY, BootUnit, unit_text
+from migctl.ops import statefiles
 from migctl.ops.apply import apply
 from migctl.ops.check import check
 from migctl.ops.export import current_layout
@@ -47,7 +48,7 @@ from migctl.ops.files import load_hooks_file, usage_error, write_file
 from migctl.ops.hooks import mig_parted_env
 from migctl.ops.plan import NodePlan, plan_node, refusal_error
 from migctl.paths import state_dir
-from migctl.records import dumps
+from migctl.records import dumps, to_data
 from migctl.records.boot import BootRecorded, BootRun, BootSelection, BootStatus, BootUninstall, MigDeviceRow
 from migctl.records.common import GpuDifferences
 from migctl.records.layouts import ApplyReport
@@ -89,7 +90,8 @@ def _read_record(cls: type[R], path: Path) -> R:
     from pydantic import TypeAdapter, ValidationError
 
     try:
-        return TypeAdapter(cls).validate_python(json.loads(path.read_text(encoding="utf-8")))
+        data = statefiles.load_json(statefiles.read_small(path))  # bounded: never /dev/zero
+        return TypeAdapter(cls).validate_python(data)
     except ValidationError as exc:
         raise ValueError(str(exc).splitlines()[0]) from None
 
@@ -102,6 +104,10 @@ def _hooks(path: str | None) -> HooksSpec | None:
 
 
 def _failures(report: ApplyReport) -> str:
+    """What went wrong; after Ctrl-C/SIGTERM, what each GPU ended as (applied, or rolled back)."""
+    if report.interrupted:
+        each = "; ".join(f"GPU {o.gpu}: {o.result} {o.detail}".strip() for o in report.gpus)
+        return f"interrupted by {report.interrupted}: {each}"
     bad = "; ".join(
         f"GPU {o.gpu}: {o.result} {o.detail}".strip()
         for o in report.gpus
@@ -159,6 +165,11 @@ def record(
     if apply_now:
         env = mig_parted_env(config_source, node_plan.config, hooks_file=hooks_file or "")
         outcomes = apply(node, node_plan, hooks=hooks, hook_env=env, wait_s=wait_s)
+        if outcomes.interrupted:
+            raise Interrupted(
+                f"applying config {node_plan.config!r}: {_failures(outcomes)}",
+                hint="nothing was recorded; the boot service (if installed) keeps its previous layout",
+            )
         if not outcomes.ok:
             raise MigctlError(
                 f"applying config {node_plan.config!r} failed ({_failures(outcomes)})",
@@ -322,8 +333,28 @@ def uninstall(directory: Path, units: Path) -> BootUninstall:
 # -- at boot ---------------------------------------------------------------------------------
 
 
+LAST_FILE = "last.json"
+
+
 def last_path() -> Path:
-    return state_dir() / "boot" / "last.json"
+    return state_dir() / "boot" / LAST_FILE
+
+
+def _last_file() -> Path:
+    """Where ``boot apply`` records its result; anything but a file in its place refuses it now."""
+    path = statefiles.subdir("boot") / LAST_FILE
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise statefiles.os_error(exc, path, "use") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise StateError(
+            f"{path} is not a file: migctl records the last boot apply there; nothing was applied",
+            hint=f"move {path} out of the way while no migctl command runs; migctl makes a new one",
+        )
+    return path
 
 
 def _recorded_plan(node: Node, directory: Path) -> NodePlan:
@@ -344,6 +375,7 @@ def boot_apply(node: Node, directory: Path, *, wait_s: float | None = None) -> B
     """``boot apply``: apply the recorded pinned layout (what the unit runs). Every failure is in
     the record (``ok`` false, ``error``, ``exit_code``), which is saved for ``status``."""
     started = time.time()
+    last = _last_file()  # checked before any change: its result must have somewhere to go
     selection: BootSelection | None = None
     try:
         selection = load_selection(directory)
@@ -365,14 +397,19 @@ def boot_apply(node: Node, directory: Path, *, wait_s: float | None = None) -> B
             hooks=report.hooks,
             table=mig_table(node, selection.gpus),
             error=None if report.ok else _failures(report),
-            exit_code=0 if report.ok else 1,
+            exit_code=0 if report.ok else EXIT_CODES["interrupted"] if report.interrupted else 1,
         )
     except MigctlError as exc:
         run = BootRun(False, started, round(time.time() - started, 3), selection.config_name if selection else None,
                       (), (), (), (), str(exc), exc.exit_code)
-    path = last_path()
-    _private_dir(path.parent)
-    write_file(path, dumps(run) + "\n", hint="the result of this boot apply was not saved")
+    try:
+        statefiles.write_json(last, to_data(run))  # 0600 (0660 when shared)
+    except MigctlError as exc:  # the GPUs are as the run says: say that too, not only that it was not saved
+        ended = "succeeded" if run.ok else f"failed ({run.error})"
+        raise type(exc)(
+            f"{exc.message}; the boot apply itself {ended}, but `migctl boot status` cannot show it",
+            hint=exc.hint,
+        ) from None
     return run
 
 

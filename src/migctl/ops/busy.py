@@ -16,22 +16,32 @@ say who holds a device.
     use.of_gpu_instance(gi).words()    # ["pid 4242 (alice: python train.py)", ...]
     use.holder(mig_uuid)               # the lease, else the first process, as a Holder record
 
-A snapshot is a moment's truth: a lease taken just after it is not seen. Making the check
-atomic with respect to new leases is a matter of holding the leases of the instances about
-to be destroyed (``ops.leases.try_acquire`` on each of their MIG devices) from the check
-until the destroy: :meth:`GpuUse.of_gpu_instance` already lists exactly those MIG devices
-(:attr:`Use.uuids`), so such a guard can be built on top of a snapshot without changing its
-callers' questions.
+A snapshot is a moment's truth: a lease taken just after it is not seen. So every destroy
+(``destroy``, ``apply`` and its rollback, ``recover``, a ``create``'s rollback, ``reset``,
+``mode disable --destroy-instances``) goes through a :class:`Claim`: right before destroying
+an instance it takes the leases of the instance's MIG devices itself and then reads the
+processes on it again. A ``migctl run`` (or batch, or ``migctl.use``) leases its device
+before it starts the job, so the two can never both succeed: either the run holds the lease
+and the destroy is refused (:class:`~migctl.errors.InUseError`), or the destroy holds it and
+the run is told the device is being destroyed. The claim is held until the destroy is done,
+and the lease files of destroyed devices are removed.
+
+The leases a claim holds belong to this process: :func:`node_leases` leaves them out, so the
+command that holds them does not see its own claims as users.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from migctl.core.layout import ExistingInstance
 from migctl.device import ComputeInstance, Gpu, GpuInstance, ProcessInfo
-from migctl.ops.leases import holder_records
+from migctl.errors import InUseError
+from migctl.ops import leases as lease_files
+from migctl.ops.leases import Lease, holder_records
 from migctl.records.common import Holder
 
 
@@ -111,8 +121,101 @@ class GpuUse:
 
 
 def node_leases() -> dict[str, Holder]:
-    """Every migctl lease held now, by MIG UUID."""
-    return holder_records()
+    """Every migctl lease held now, by MIG UUID (but the claims this process holds to destroy)."""
+    held = holder_records()
+    with _claims_lock:
+        mine = set(_claimed)
+    return {u: h for u, h in held.items() if u not in mine} if mine else held
+
+
+_claims_lock = threading.Lock()
+_claimed: set[str] = set()
+
+
+class Claim:
+    """The leases of MIG devices about to be destroyed, held from the busy check until the destroy.
+
+    >>> with Claim("migctl destroy -i 0 --all") as claim:        # doctest: +SKIP
+    ...     claim.check(gpu, gi, what="GI 7 on GPU 0")           # InUseError if anyone uses it now
+    ...     for ci in gi.compute_instances(): ci.destroy()
+    ...     gi.destroy()
+    ...     claim.destroyed(gi_uuids)
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._held: dict[str, Lease] = {}
+
+    def take(self, uuids: Iterable[str]) -> list[tuple[str, Holder]]:
+        """Lease each of ``uuids`` (keeping those already held); who holds the ones it could not."""
+        blocked = []
+        for u in uuids:
+            if u in self._held:
+                continue
+            lease = lease_files.try_acquire(u, command=f"{self.what} (destroying it)")
+            if lease is None:
+                blocked.append((u, lease_files.holder(u) or Holder(pid=None, command="?", since=None)))
+                continue
+            self._held[u] = lease
+            with _claims_lock:
+                _claimed.add(u)
+        return blocked
+
+    def users(
+        self, gpu: Gpu, gi: GpuInstance, cis: Sequence[ComputeInstance] | None = None, *, only_ci: int | None = None
+    ) -> list[str]:
+        """Take the leases of ``gi``'s MIG devices (or of compute instance ``only_ci``), then read the
+        processes on it now: who is in the way, in words (empty: nobody, and nobody can start)."""
+        cis = gi.compute_instances() if cis is None else cis
+        chosen = [ci for ci in cis if only_ci is None or ci.id == only_ci]
+        words = [describe_lease(h) for _, h in self.take(ci.uuid for ci in chosen)]
+        for p in gpu.processes():
+            if p.gi_id == gi.id and (only_ci is None or p.ci_id == only_ci):
+                words.insert(0, p.describe())
+        return words
+
+    def check(
+        self, gpu: Gpu, gi: GpuInstance, cis: Sequence[ComputeInstance] | None = None, *, only_ci: int | None = None
+    ) -> None:
+        """:meth:`users`, raising :class:`InUseError` (naming them) when anyone uses it."""
+        who = self.users(gpu, gi, cis, only_ci=only_ci)
+        if who:
+            what = f"GI {gi.id}" if only_ci is None else f"CI {gi.id}:{only_ci}"
+            raise InUseError(
+                f"{what} ({gi.profile}) on GPU {gpu.index} is in use: {', '.join(who)}",
+                hint="stop those processes first",
+            )
+
+    def destroyed(self, uuids: Iterable[str]) -> None:
+        """These MIG devices are gone: remove their lease files and let go of the leases."""
+        for u in uuids:
+            lease = self._held.pop(u, None)
+            if lease is None:
+                continue
+            with contextlib.suppress(OSError):
+                lease_files.lease_path(u).unlink()
+            lease.release()
+            with _claims_lock:
+                _claimed.discard(u)
+
+    def held(self, gpu: Gpu | None = None) -> list[str]:
+        """The MIG devices (of ``gpu``) whose leases this claim holds."""
+        uuids = {m.uuid for m in gpu.mig_devices()} if gpu is not None else None
+        return [u for u in self._held if uuids is None or u in uuids]
+
+    def release(self) -> None:
+        """Let go of every lease still held (what was not destroyed after all)."""
+        for u, lease in list(self._held.items()):
+            lease.release()
+            with _claims_lock:
+                _claimed.discard(u)
+        self._held.clear()
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def snapshot(gpu: Gpu, leases: Mapping[str, Holder] | None = None) -> GpuUse:

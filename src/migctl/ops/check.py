@@ -2,7 +2,9 @@
 
 A GPU differs when its MIG mode is not the target's (or a change is pending), or when its
 instances differ (:func:`migctl.core.planner.difference`: missing, unexpected, compute layout).
-As in mig-parted, a MIG-capable GPU that no entry of the config covers fails the assert.
+As in mig-parted, a MIG-capable GPU that no entry of the config covers fails the assert. A GPU
+an interrupted change left part-way (its journal is still there) fails it too, saying that
+``migctl recover`` resolves it: until then its layout is not one migctl vouches for.
 """
 
 from __future__ import annotations
@@ -10,16 +12,17 @@ from __future__ import annotations
 from migctl.core.planner import difference
 from migctl.device import Node
 from migctl.errors import MismatchError
+from migctl.ops.journal import left_behind
 from migctl.ops.plan import GpuPlan, NodePlan
-from migctl.records.common import GpuDifferences
+from migctl.records.common import GpuDifferences, InterruptedChange
 from migctl.records.layouts import AssertReport
 
 
-def _differences(node: Node, config: str, g: GpuPlan) -> list[str]:
+def _differences(node: Node, config: str, g: GpuPlan, left: tuple[InterruptedChange, ...]) -> list[str]:
+    lines = [f"{c.detail}; {c.fix}" for c in left if c.gpu == g.gpu and c.state != "in_progress"]
     if g.target is None:
-        return [f"no entry of config {config!r} covers this GPU"]
+        return [*lines, f"no entry of config {config!r} covers this GPU"]
     mode = node.gpus[g.gpu].mig_mode()
-    lines = []
     if mode is not None and mode.current != g.target.mig_enabled:
         lines.append(
             f"MIG is {'enabled' if mode.current else 'disabled'}, target wants it "
@@ -35,12 +38,17 @@ def _differences(node: Node, config: str, g: GpuPlan) -> list[str]:
 def check(node_plan: NodePlan, node: Node) -> AssertReport:
     """How each GPU differs from its target (GPUs no entry covers and that are not MIG-capable
     are left out; an empty ``differences``: it matches)."""
+    left = left_behind(len(node.gpus))
     gpus = tuple(
-        GpuDifferences(g.gpu, tuple(_differences(node, node_plan.config, g)))
+        GpuDifferences(g.gpu, tuple(_differences(node, node_plan.config, g, left)))
         for g in node_plan.gpus
         if g.target is not None or g.uncovered
     )
-    return AssertReport(node_plan.config, not any(g.differences for g in gpus), gpus, node_plan.warnings)
+    chosen = {g.gpu for g in node_plan.gpus}
+    mine = tuple(c for c in left if c.gpu is None or c.gpu in chosen)
+    return AssertReport(
+        node_plan.config, not any(g.differences for g in gpus), gpus, warnings=node_plan.warnings, interrupted=mine
+    )
 
 
 def assert_node(node: Node, node_plan: NodePlan) -> AssertReport:

@@ -1,14 +1,17 @@
 """``create`` and ``create-ci``: GPU and compute instances, all or nothing, in an order that always fits.
 
-Each validates the whole request on every chosen GPU before changing anything, creates at
-explicit placements (so the order never matters, unlike ``nvidia-smi mig -cgi``), holds the
-host lock while it changes the GPUs, and destroys what it made again if the driver fails
-part-way or Ctrl-C/SIGTERM arrives. A ``create`` is journaled, so a ``kill -9`` half-way is
-finished by ``migctl recover``.
+Each validates the whole request on every chosen GPU before changing anything (a count no GPU
+could hold is refused before the host lock is even taken), creates at explicit placements (so
+the order never matters, unlike ``nvidia-smi mig -cgi``), holds the host lock while it changes
+the GPUs, and destroys what it made again if the driver fails part-way, Ctrl-C/SIGTERM
+arrives (at the next safe point), or anything else goes wrong. A ``create`` is journaled, so a
+``kill -9`` half-way is finished by ``migctl recover``; a create whose undo did not complete
+is journaled as cancelled, so ``recover`` only ever rolls it back.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -23,11 +26,13 @@ from migctl.device import ComputeInstance, Gpu, GpuInstance, Node
 from migctl.errors import (
     InsufficientResourcesError,
     Interrupted,
+    MigctlError,
     NotSupportedError,
     ResetRequiredError,
     UsageError,
+    from_nvml,
 )
-from migctl.ops import journal
+from migctl.ops import cancel, journal
 from migctl.ops.busy import existing_instances
 from migctl.ops.compute import place, resolve_ci_profile
 from migctl.ops.lock import host_lock
@@ -169,6 +174,30 @@ class _Failed(Exception):
         self.exc, self.action, self.gpu = exc, action, gpu
 
 
+def check_counts(gpus: Sequence[Gpu], requests: Sequence[ProfileRequest]) -> None:
+    """Refuse at once, before the host lock, a count that the GPU could never hold (exit 2)."""
+    for r in requests:
+        if isinstance(r.count, bool) or not isinstance(r.count, int) or r.count < 1:
+            raise UsageError(f"{r.profile}: the count must be a whole number of at least 1, not {r.count!r}")
+    for gpu in gpus:
+        if gpu.mig_mode() is None:
+            continue  # refused with the reason when planned
+        geometry = gpu.geometry()
+        asked: Counter[int] = Counter()
+        for r in requests:
+            found = geometry.find(r.profile)
+            if found is not None:
+                asked[found.id] += r.count
+        for pid, n in asked.items():
+            prof = geometry.by_id(pid)
+            if n > prof.instance_count:
+                raise UsageError(
+                    f"GPU {gpu.index} ({gpu.name}) can hold at most {prof.instance_count} {prof.name} instance(s); "
+                    f"{n} were asked for",
+                    hint="nothing was created",
+                )
+
+
 def create(
     node: Node,
     gpus: Sequence[Gpu],
@@ -183,44 +212,65 @@ def create(
     >>> create(node, node.select("0"), [ProfileRequest("1g.12gb", 2)])     # doctest: +SKIP
     CreateReport(created=(CreatedInstance(gpu=0, gpu_instance_id=13, ...), ...))
     """
-    with host_lock(wait_s):
+    check_counts(gpus, requests)
+    what = "migctl create " + " ".join(str(r) for r in requests)
+    with host_lock(wait_s), cancel.cancellable():
         plans = [(gpu, plan_creates(gpu, requests, placement)) for gpu in gpus]
-        what = "migctl create " + " ".join(str(r) for r in requests)
-        journals = [_journal_create(gpu, steps, compute_instance, what) for gpu, steps in plans]
-        undo = Undo()
+        undo = Undo(what)
         made: list[CreatedInstance] = []
-        keep_journals = False
+        journals: list[tuple[Path, Gpu, Target, Target]] = []
         try:
+            for gpu, steps in plans:
+                journals.append(_journal_create(gpu, steps, compute_instance, what))
             for gpu, steps in plans:
                 for prof, where in steps:
                     made.append(_create_one(gpu, prof, where, compute_instance, undo))
-        except _Failed as failed:
-            err = undo.failed(failed.exc, failed.action, failed.gpu.index)
-            keep_journals = not err.details.get("rolled_back", False)
-            raise err from None
-        except (KeyboardInterrupt, SystemExit):
-            note, complete = undo.note(plans[0][0].index)
-            keep_journals = not complete
-            raise Interrupted("interrupted: " + note + ("" if complete else "; then run migctl recover")) from None
-        finally:
-            if not keep_journals:
-                for path in journals:
-                    path.unlink(missing_ok=True)
+        except Exception as exc:  # the driver, a stop request, a full disk, anything: undo it all
+            note, complete = undo.note([g.index for g, _ in plans])
+            for path, gpu, target, before in journals:
+                if complete:
+                    journal.remove(path)
+                else:  # what is left is for recover to roll back, never to finish
+                    journal.mark_cancelled(path, gpu.index, what, target, before)
+            raise _create_error(exc, note, complete) from None
+        for path, *_ in journals:
+            journal.remove(path)
         return CreateReport(tuple(made))
 
 
+def _create_error(exc: Exception, note: str, complete: bool) -> MigctlError:
+    tail = "" if complete else "; then run migctl recover (it rolls back what is left)"
+    if isinstance(exc, cancel.Cancelled):
+        return Interrupted(f"interrupted by {exc}: {note}{tail}", rolled_back=complete)
+    if isinstance(exc, _Failed):
+        return from_nvml(exc.exc, exc.action, hint=note + tail, rolled_back=complete)
+    if isinstance(exc, MigctlError):
+        hint = f"{exc.hint}; {note}" if exc.hint else note
+        return type(exc)(exc.message, hint=hint + tail, nvml_code=exc.nvml_code, rolled_back=complete)
+    return MigctlError(f"creating failed: {type(exc).__name__}: {exc}", hint=note + tail, rolled_back=complete)
+
+
 def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: bool, undo: Undo) -> CreatedInstance:
+    cancel.checkpoint(f"create GI {prof.name} at {where} on GPU {gpu.index}")
+    def made_gi() -> GpuInstance | None:
+        return next((g for g in gpu.gpu_instances() if g.placement == where and g.profile_id == prof.id), None)
+
     try:
-        gi = undo.create(partial(gpu.create_gpu_instance, prof.id, where))
+        gi = undo.create(partial(gpu.create_gpu_instance, prof.id, where), made_gi)
     except pynvml.NVMLError as exc:
         raise _Failed(exc, f"creating {prof.name} at {where} on GPU {gpu.index}", gpu) from None
     if not compute_instance:
         return CreatedInstance(gpu.index, gi.id, prof.name, prof.id, where, None, None, None)
     default = gi.default_ci_profile()
+    cancel.checkpoint(f"create the compute instance in GI {gi.id} on GPU {gpu.index}")
     try:
         if default is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
-        ci = undo.create(partial(gi.create_compute_instance, default.id))
+
+        def made_ci() -> ComputeInstance | None:  # a fresh GI: any compute instance in it is the one made
+            return next(iter(gi.compute_instances()), None)
+
+        ci = undo.create(partial(gi.create_compute_instance, default.id), made_ci)
     except pynvml.NVMLError as exc:
         raise _Failed(exc, f"creating the compute instance in GI {gi.id} on GPU {gpu.index}", gpu) from None
     return CreatedInstance(gpu.index, gi.id, prof.name, prof.id, where, ci.id, ci.profile, ci.uuid)
@@ -228,11 +278,12 @@ def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: b
 
 def _journal_create(
     gpu: Gpu, steps: list[tuple[GiProfile, Placement]], compute_instance: bool, what: str
-) -> Path:
+) -> tuple[Path, Gpu, Target, Target]:
     """Journal the create, so a ``kill -9`` half-way is finished by ``migctl recover``."""
     before = journal.pinned(True, existing_instances(gpu, None))
     adds = tuple(TargetInstance(prof.id, where, None if compute_instance else ()) for prof, where in steps)
-    return journal.write(gpu.index, what, Target(True, before.instances + adds), before)
+    target = Target(True, before.instances + adds)
+    return journal.write(gpu.index, what, target, before), gpu, target, before
 
 
 # -- compute instances --------------------------------------------------------------------
@@ -250,7 +301,18 @@ def create_ci(
 
     No ``requests``: the default compute instance (the one spanning the GPU instance).
     """
-    with host_lock(wait_s):
+    check_counts([], requests)
+    early = gpu.gpu_instance(gi_id) if gpu.mig_mode() is not None else None
+    if early is not None:  # before the lock: a count no GPU instance could hold is refused at once
+        slices = gpu.profile_by_id(early.profile_id).slice_count
+        asked = sum(r.count for r in requests)
+        if asked > slices:
+            raise UsageError(
+                f"GI {gi_id} on GPU {gpu.index} has {slices} compute slice(s): at most {slices} compute instance(s) "
+                f"fit, {asked} were asked for",
+                hint="nothing was created",
+            )
+    with host_lock(wait_s), cancel.cancellable():
         require_mig_enabled(gpu)
         gi = gpu.gpu_instance(gi_id)
         if gi is None:
@@ -272,15 +334,25 @@ def create_ci(
                 f"in its {gpu.profile_by_id(gi.profile_id).slice_count} compute slices",
                 hint=f"it has {have}; nothing was created",
             )
-        undo = Undo()
+        undo = Undo(f"migctl create-ci -gi {gi_id}")
         made = []
-        for prof, at in zip(wanted, where, strict=True):
-            try:
-                ci = undo.create(partial(gi.create_compute_instance, prof.id, at))
-            except pynvml.NVMLError as exc:
-                raise undo.failed(exc, f"creating {prof.name} in GI {gi_id} on GPU {gpu.index}", gpu.index) from None
-            made.append(_created_ci(gpu, gi, ci))
+        try:
+            for prof, at in zip(wanted, where, strict=True):
+                cancel.checkpoint(f"create CI {prof.name} at {at} in GI {gi_id} on GPU {gpu.index}")
+                try:
+                    ci = undo.create(partial(gi.create_compute_instance, prof.id, at), partial(_ci_at, gi, prof.id, at))
+                except pynvml.NVMLError as exc:
+                    raise _Failed(exc, f"creating {prof.name} in GI {gi_id} on GPU {gpu.index}", gpu) from None
+                made.append(_created_ci(gpu, gi, ci))
+        except Exception as exc:
+            note, complete = undo.note([gpu.index])
+            raise _create_error(exc, note, complete) from None
         return CreateReport(tuple(made))
+
+
+def _ci_at(gi: GpuInstance, profile_id: int, at: Placement) -> ComputeInstance | None:
+    """The compute instance at ``at`` (a create reported as failed may have made it)."""
+    return next((c for c in gi.compute_instances() if c.placement == at and c.profile_id == profile_id), None)
 
 
 def _created_ci(gpu: Gpu, gi: GpuInstance, ci: ComputeInstance) -> CreatedInstance:

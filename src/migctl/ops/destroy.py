@@ -1,20 +1,29 @@
 """``destroy``: compute instances first, then GPU instances; refuses, destroying nothing, if any is in use.
 
 Every target on every chosen GPU is resolved and checked for users (:mod:`migctl.ops.busy`)
-before the first destroy. A driver failure part-way says what was already destroyed
-(running the same command again finishes the job).
+before the first destroy; their leases are then held (a :class:`~migctl.ops.busy.Claim`) until
+they are gone, so no job can start on them, and each one's processes are read again right
+before it is destroyed. All or nothing: a failure part-way (the driver, a process that appeared,
+Ctrl-C/SIGTERM) creates again what was destroyed, at the same placements. Each GPU's destroy is
+journaled, so a ``kill -9`` part-way is finished by ``migctl recover``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
 
 import pynvml
 
+from migctl.core.geometry import Placement
+from migctl.core.layout import Target, TargetInstance
 from migctl.device import ComputeInstance, Gpu, GpuInstance, Node
-from migctl.errors import InUseError, MigctlError, NotSupportedError, UsageError, from_nvml
-from migctl.ops.busy import GpuUse, node_leases, snapshot
+from migctl.errors import Interrupted, InUseError, MigctlError, NotSupportedError, UsageError, from_nvml
+from migctl.ops import cancel, journal
+from migctl.ops.busy import Claim, GpuUse, describe_lease, existing_instances, node_leases, snapshot
 from migctl.ops.lock import host_lock
 from migctl.records.common import DestroyedInstance
 from migctl.records.lifecycle import DestroyReport
@@ -90,10 +99,16 @@ def destroy(
 
     ``gi_ids`` and ``ci_ids`` (``(GI, CI)`` pairs) apply to each of ``gpus``; ``uuids`` name MIG
     devices on any GPU; ``everything`` takes every instance of ``gpus`` (skipping GPUs with MIG off).
+
+    All or nothing: the leases of every target are taken before the first destroy (no job can
+    start on them from then on), each one's processes are read again right before it goes, and
+    if anything stops it part-way (a process that appeared, the driver, Ctrl-C/SIGTERM) what it
+    had destroyed is created again at the same placements.
     """
     if not (gi_ids or ci_ids or uuids or everything):
         raise UsageError("say what to destroy: --gi ID, --ci GI:CI, --uuid MIG-... or --all")
-    with host_lock(wait_s):
+    what = "migctl destroy"
+    with host_lock(wait_s), cancel.cancellable(), Claim(what) as claim:
         leases = node_leases()
         doomed = _Doomed([], [], [])
         for gpu in _owner_gpus(node, gpus, uuids):
@@ -111,32 +126,188 @@ def destroy(
                 "refusing to destroy instances in use: " + "; ".join(doomed.users),
                 hint="stop those processes first; nothing was destroyed",
             )
+        blocked = claim.take(ci.uuid for _, _, ci in doomed.cis)
+        if blocked:
+            raise InUseError(
+                "refusing to destroy instances in use: a job started on "
+                + "; ".join(f"{u}: {describe_lease(h)}" for u, h in blocked),
+                hint="stop those processes first; nothing was destroyed",
+            )
+        journals: dict[Path, tuple[int, Target, Target]] = {}
         done: list[DestroyedInstance] = []
-        for gpu, gi, ci in doomed.cis:
-            try:
-                ci.destroy()
-            except pynvml.NVMLError as exc:
-                raise _partial(exc, f"destroying CI {gi.id}:{ci.id} on GPU {gpu.index}", done) from None
-            done.append(DestroyedInstance(gpu.index, gi.id, ci.id, ci.profile, ci.uuid))
-        for gpu, gi in doomed.gis:
-            try:
-                gi.destroy()
-            except pynvml.NVMLError as exc:
-                raise _partial(exc, f"destroying GI {gi.id} on GPU {gpu.index}", done) from None
-            done.append(DestroyedInstance(gpu.index, gi.id, None, gi.profile, None))
+        gone: list[_Gone] = []
+        try:
+            _journal(doomed, what, journals)
+            _destroy_all(doomed, claim, done, gone)
+        except Exception as exc:  # all or nothing: put back what was destroyed
+            note, complete = _undo(gone)
+            for path, (index, target, before) in journals.items():
+                if complete:
+                    journal.remove(path)
+                else:
+                    journal.mark_cancelled(path, index, what, target, before)
+            raise _error(exc, note, complete, done) from None
+        for path in journals:
+            journal.remove(path)
         return DestroyReport(tuple(done))
 
 
-def _partial(exc: pynvml.NVMLError, action: str, done: list[DestroyedInstance]) -> MigctlError:
-    what = ", ".join(
-        f"GPU {d.gpu} GI {d.gpu_instance_id}"
-        + (f" CI {d.compute_instance_id}" if d.compute_instance_id is not None else "")
-        for d in done
+@dataclass(frozen=True)
+class _Gone:
+    """Something this destroy destroyed, as needed to create it again."""
+
+    gpu: Gpu
+    gi_id: int
+    profile_id: int
+    placement: Placement
+    ci: bool
+    """A compute instance (of GPU instance ``gi_id``) rather than a GPU instance."""
+
+
+def _destroy_all(doomed: _Doomed, claim: Claim, done: list[DestroyedInstance], gone: list[_Gone]) -> None:
+    for gpu, gi, ci in doomed.cis:
+        cancel.checkpoint(f"destroy CI {gi.id}:{ci.id} on GPU {gpu.index}")
+        who = claim.users(gpu, gi, [ci], only_ci=ci.id)  # its processes, right before it goes
+        if who:
+            raise InUseError(f"CI {gi.id}:{ci.id} on GPU {gpu.index} came into use: {', '.join(who)}")
+        try:
+            ci.destroy()
+        except pynvml.NVMLError as exc:
+            if _gone_after_all(partial(_has_ci, gi, ci.id)):
+                _record_ci(gpu, gi, ci, claim, done, gone)  # it went: the undo must make it again
+            raise from_nvml(exc, f"destroying CI {gi.id}:{ci.id} on GPU {gpu.index}") from None
+        _record_ci(gpu, gi, ci, claim, done, gone)
+    for gpu, gi in doomed.gis:
+        cancel.checkpoint(f"destroy GI {gi.id} on GPU {gpu.index}")
+        try:
+            gi.destroy()
+        except pynvml.NVMLError as exc:
+            if _gone_after_all(partial(_has_gi, gpu, gi.id)):
+                gone.append(_Gone(gpu, gi.id, gi.profile_id, gi.placement, False))
+                done.append(DestroyedInstance(gpu.index, gi.id, None, gi.profile, None))
+            raise from_nvml(exc, f"destroying GI {gi.id} on GPU {gpu.index}") from None
+        gone.append(_Gone(gpu, gi.id, gi.profile_id, gi.placement, False))
+        done.append(DestroyedInstance(gpu.index, gi.id, None, gi.profile, None))
+
+
+def _record_ci(
+    gpu: Gpu,
+    gi: GpuInstance,
+    ci: ComputeInstance,
+    claim: Claim,
+    done: list[DestroyedInstance],
+    gone: list[_Gone],
+) -> None:
+    claim.destroyed([ci.uuid])
+    gone.append(_Gone(gpu, gi.id, ci.profile_id, ci.placement, True))
+    done.append(DestroyedInstance(gpu.index, gi.id, ci.id, ci.profile, ci.uuid))
+
+
+def _has_ci(gi: GpuInstance, ci_id: int) -> bool:
+    return any(c.id == ci_id for c in gi.compute_instances())
+
+
+def _has_gi(gpu: Gpu, gi_id: int) -> bool:
+    return gpu.gpu_instance(gi_id) is not None
+
+
+def _gone_after_all(still_there: Callable[[], bool]) -> bool:
+    """A destroy the driver reported as failed may have happened: is the instance gone? (``False``
+    when the driver cannot even say.)"""
+    try:
+        return not still_there()
+    except Exception:
+        return False
+
+
+def _undo(gone: list[_Gone]) -> tuple[str, bool]:
+    """Create again, newest first, what was destroyed: GPU instances, then their compute instances."""
+    if not gone:
+        return "nothing was destroyed", True
+    again: dict[tuple[int, int], GpuInstance] = {}
+    problems = []
+    with cancel.shielded():
+        for g in reversed(gone):
+            try:
+                if not g.ci:
+                    cancel.checkpoint(f"undo: create GI again at {g.placement} on GPU {g.gpu.index}")
+                    again[(g.gpu.index, g.gi_id)] = _make_again(
+                        partial(g.gpu.create_gpu_instance, g.profile_id, g.placement),
+                        partial(_gi_at, g.gpu, g.profile_id, g.placement),
+                    )
+                    continue
+                gi = again.get((g.gpu.index, g.gi_id)) or g.gpu.gpu_instance(g.gi_id)
+                if gi is None:
+                    raise MigctlError(f"GI {g.gi_id} is gone")
+                cancel.checkpoint(f"undo: create CI again in GI {gi.id} on GPU {g.gpu.index}")
+                _make_again(
+                    partial(gi.create_compute_instance, g.profile_id, g.placement),
+                    partial(_ci_at, gi, g.profile_id, g.placement),
+                )
+            except Exception as exc:
+                kind = "CI" if g.ci else "GI"
+                problems.append(f"could not create {kind} at {g.placement} on GPU {g.gpu.index} again: {exc}")
+    if problems:
+        gpus = ",".join(sorted({str(g.gpu.index) for g in gone}))
+        return "undo incomplete: " + "; ".join(problems) + f"; inspect with migctl status -i {gpus}", False
+    n = len(gone)
+    return (
+        f"the {n} instance(s) it had destroyed were created again at the same placements "
+        "(with new IDs and MIG UUIDs); nothing else changed",
+        True,
     )
-    return from_nvml(
-        exc,
-        action,
-        hint=(f"already destroyed: {what}; " if done else "nothing was destroyed; ")
-        + "run the same command again to finish",
-        destroyed=tuple(done),
-    )
+
+
+M = TypeVar("M", GpuInstance, ComputeInstance)
+
+
+def _make_again(make: Callable[[], M], find: Callable[[], M | None]) -> M:
+    """Create an instance again; a create reported as failed that happened anyway counts as made."""
+    try:
+        return make()
+    except Exception:
+        try:
+            found = find()
+        except Exception:
+            found = None
+        if found is None:
+            raise
+        return found
+
+
+def _gi_at(gpu: Gpu, profile_id: int, at: Placement) -> GpuInstance | None:
+    return next((g for g in gpu.gpu_instances() if g.placement == at and g.profile_id == profile_id), None)
+
+
+def _ci_at(gi: GpuInstance, profile_id: int, at: Placement) -> ComputeInstance | None:
+    return next((c for c in gi.compute_instances() if c.placement == at and c.profile_id == profile_id), None)
+
+
+def _error(exc: Exception, note: str, complete: bool, done: list[DestroyedInstance]) -> MigctlError:
+    tail = "" if complete else "; then run migctl recover (it puts back what is left)"
+    if isinstance(exc, cancel.Cancelled):
+        return Interrupted(f"interrupted by {exc}: {note}{tail}", destroyed=tuple(done))
+    if isinstance(exc, MigctlError):
+        hint = f"{exc.hint}; {note}" if exc.hint else note
+        return type(exc)(exc.message, hint=hint + tail, nvml_code=exc.nvml_code, destroyed=tuple(done))
+    return MigctlError(f"destroying failed: {type(exc).__name__}: {exc}", hint=note + tail, destroyed=tuple(done))
+
+
+def _journal(doomed: _Doomed, what: str, out: dict[Path, tuple[int, Target, Target]]) -> None:
+    """Journal each GPU's destroy into ``out`` (as it goes, so a failure half-way removes the
+    journals already written), so a ``kill -9`` part-way is finished by ``migctl recover``."""
+    gis_gone = {(g.index, gi.id) for g, gi in doomed.gis}
+    cis_gone = {(g.index, gi.id, ci.id) for g, gi, ci in doomed.cis}
+    for gpu in dict.fromkeys([g for g, _, _ in doomed.cis] + [g for g, _ in doomed.gis]):
+        now = existing_instances(gpu, None)
+        before = journal.pinned(True, now)
+        kept = []
+        for e in now:
+            if (gpu.index, e.gi_id) in gis_gone:
+                continue
+            gi = gpu.gpu_instance(e.gi_id)
+            cis = gi.compute_instances() if gi else []
+            left = [ci.profile for ci in cis if (gpu.index, e.gi_id, ci.id) not in cis_gone]
+            kept.append(TargetInstance(e.profile_id, e.placement, tuple(sorted(left))))
+        target = Target(True, tuple(kept))
+        out[journal.write(gpu.index, what, target, before)] = (gpu.index, target, before)

@@ -5,7 +5,8 @@ Checks, in order (each ``pass``, ``warn`` or ``fail``):
 1. NVML loads; the driver version (and the CUDA version it supports).
 2. Per GPU: MIG-capable; MIG mode current vs pending (a pending change waits for a GPU reset);
    MIG enabled without MIG devices (CUDA then sees no device there); GPU instances without a
-   compute instance (unusable).
+   compute instance (unusable); a change a crash or ``kill -9`` left part-way (its journal is
+   still there: the GPU may be in neither layout until ``migctl recover``).
 3. On NVSwitch boards (HGX A100/H100/H20/H200/B200): ``nvidia-fabricmanager`` active, with the
    driver's version. Without it CUDA fails with error 802 "system not yet initialized".
 4. A smoke test on every MIG device at once, started exactly as ``migctl run`` starts a
@@ -87,6 +88,7 @@ def diagnose(
     checks.append(_check("driver", PASS, f"driver {version}" + (f", CUDA {cuda}" if cuda else "")))
     chosen = node.select(gpus)
     usable = _gpu_checks(chosen, checks)
+    _interrupted_check(node, {g.index for g in chosen}, checks)
     fm_broken = _fabric_manager_check(node, chosen, version, checks)
     if smoke:
         devices = [d for d in launch.inventory(node) if d.gpu_index in usable]
@@ -140,6 +142,20 @@ _NO_DRIVER_FIX = (
     "install the NVIDIA driver and load it (lsmod | grep nvidia); to try migctl without a GPU, use the simulator: "
     "migctl --sim h20x8 doctor"
 )
+
+
+def _interrupted_check(node: Node, chosen: set[int], checks: list[Check]) -> None:
+    """A GPU an interrupted change left part-way (``migctl recover`` resolves it)."""
+    from migctl.ops.journal import left_behind
+
+    for change in left_behind(len(node.gpus)):
+        if change.gpu is not None and change.gpu not in chosen:
+            continue
+        where = f"GPU {change.gpu}: " if change.gpu is not None else ""
+        if change.state == "in_progress":
+            checks.append(_check("interrupted-change", WARN, where + change.detail, gpu=change.gpu))
+        else:
+            checks.append(_check("interrupted-change", FAIL, where + change.detail, change.fix, gpu=change.gpu))
 
 
 def _report(checks: list[Check], *, simulated: bool) -> DoctorReport:

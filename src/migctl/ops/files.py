@@ -56,21 +56,49 @@ def usage_error(exc: ConfigError) -> UsageError:
     return UsageError(str(exc))
 
 
-def read_text(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """The text of ``path`` (``-``: stdin) and the name to report it by (``<stdin>`` for stdin)."""
+#: The largest file (or stdin) migctl reads as a config, hooks or jobs file: such files are a few
+#: kilobytes; a larger one (``-f /dev/zero``) is refused at once, before the host lock.
+MAX_FILE_BYTES = 1024 * 1024
+
+
+def _too_large(source: str, what: str = "") -> UsageError:
+    why = f"cannot read{what}: larger than {MAX_FILE_BYTES // 1024} KiB, which no such file needs"
+    return UsageError(str(ConfigError(why, source=source)))
+
+
+def _decode(data: bytes, source: str, what: str = "") -> str:
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_large(source, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(str(ConfigError(f"cannot read{what}: not UTF-8 text", source=source))) from None
+
+
+def read_text(path: str | os.PathLike[str], what: str = "") -> tuple[str, str]:
+    """The text of ``path`` (``-``: stdin) and the name to report it by (``<stdin>`` for stdin).
+
+    At most :data:`MAX_FILE_BYTES`; more, or bytes that are not UTF-8, is a :class:`UsageError`
+    (``what``, e.g. ``"jobs file"``, names the file in it).
+    """
+    what = f" the {what}" if what else ""
     if str(path) == "-":
         try:
-            return sys.stdin.read(), "<stdin>"
+            stream = getattr(sys.stdin, "buffer", None)
+            if stream is not None:
+                return _decode(stream.read(MAX_FILE_BYTES + 1), "<stdin>", what), "<stdin>"
+            text = sys.stdin.read(MAX_FILE_BYTES + 1)
         except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(str(ConfigError(f"cannot read: {exc}", source="<stdin>"))) from None
+            raise UsageError(str(ConfigError(f"cannot read{what}: {exc}", source="<stdin>"))) from None
+        if len(text) > MAX_FILE_BYTES:
+            raise _too_large("<stdin>", what)
+        return text, "<stdin>"
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8") as f:
-            return f.read(), source
-    except UnicodeDecodeError:
-        raise UsageError(str(ConfigError("cannot read: not UTF-8 text", source=source))) from None
+        with open(source, "rb") as f:
+            return _decode(f.read(MAX_FILE_BYTES + 1), source, what), source
     except OSError as exc:
-        raise UsageError(str(ConfigError(f"cannot read: {exc.strerror or exc}", source=source))) from None
+        raise UsageError(str(ConfigError(f"cannot read{what}: {exc.strerror or exc}", source=source))) from None
 
 
 def _load(path: str | os.PathLike[str], parse: Callable[[str, str], T]) -> T:

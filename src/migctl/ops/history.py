@@ -1,20 +1,21 @@
 """What the monitoring front ends report about past changes: the last ``apply``.
 
-``apply`` records how it ended in ``<state dir>/last-apply.json`` (atomically, 0600); the
-exporter publishes it (``migctl_last_apply_*``). Recording is bookkeeping: a state directory
-that cannot be written (a full disk) never turns a finished apply into a failure.
+``apply`` records how it ended in ``<state dir>/last-apply.json`` (atomically; 0600, or 0660 in
+a shared state directory so every member's exporter reads it); the exporter publishes it
+(``migctl_last_apply_*``). Recording is bookkeeping: a state directory that cannot be written (a
+full disk, a folder in the file's place) never turns a finished apply into a failure.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
+from migctl.errors import MigctlError
+from migctl.ops.statefiles import load_json, read_small, write_json
 from migctl.paths import state_dir
 from migctl.records.layouts import ApplyReport
 from migctl.records.observe import LastApply
-from migctl.sim.state import atomic_write_json
 
 FILE = "last-apply.json"
 
@@ -32,20 +33,20 @@ def record_apply(report: ApplyReport, finished: float | None = None) -> None:
         "results": [[g.gpu, g.result] for g in report.gpus],
     }
     try:
-        atomic_write_json(_path(), data)
-    except OSError:
+        write_json(_path(), data)
+    except (OSError, MigctlError):
         pass
 
 
 def last_apply() -> LastApply | None:
     """The last recorded apply, or ``None`` (never recorded, or the file is unreadable)."""
     try:
-        data = json.loads(_path().read_text(encoding="utf-8"))
+        data = load_json(read_small(_path()))  # a damaged or oversized file reads as none
         return LastApply(
             finished=float(data["finished"]),
             config=str(data["config"]),
             ok=bool(data["ok"]),
             results=tuple((int(g), str(r)) for g, r in data["results"]),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, MigctlError):
         return None

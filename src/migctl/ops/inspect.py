@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import pynvml
+
 from migctl.core.geometry import Occupant
 from migctl.device import ComputeInstance, Gpu, GpuInstance, Node, ProcessInfo
 from migctl.device.telemetry import bar1_info, memory_info
@@ -89,7 +91,13 @@ def gpu_status(
     with a ``sampler``, utilization is measured too (else it is ``null``)."""
     mode = gpu.mig_mode()
     total, used = gpu.memory_mib()
-    procs = [process_record(p) for p in gpu.processes()]
+    try:
+        procs = [process_record(p) for p in gpu.processes()]
+        known = True
+    except pynvml.NVMLError as exc:
+        if exc.value != pynvml.NVML_ERROR_NO_PERMISSION:
+            raise
+        procs, known = [], False  # show what can be shown; the processes are unknown, not absent
     held = holders or {}
     instances = []
     for gi in gpu.gpu_instances():
@@ -119,6 +127,7 @@ def gpu_status(
         gpu_instances=tuple(instances),
         processes=tuple(procs),
         utilization=sampler.gpu(gpu, mig_enabled=enabled) if sampler else None,
+        processes_known=known,
     )
 
 
@@ -129,12 +138,19 @@ def status(
     *,
     sampler: UtilizationSampler | None = None,
 ) -> StatusReport:
-    """``migctl status`` (``nvidia-smi`` plus ``mig -lgi``/``-lci``): every GPU, its instances and users.
+    """``migctl status`` (``nvidia-smi`` plus ``mig -lgi``/``-lci``): every GPU, its instances and users,
+    and the GPUs an interrupted change left part-way (see :func:`migctl.ops.recover.interrupted`).
 
     With a ``sampler`` (:mod:`migctl.ops.utilization`) each GPU and GPU instance carries its
     utilization since the sampler's previous round.
     """
-    report = StatusReport(simulated=node.is_simulator, gpus=tuple(gpu_status(g, holders, sampler) for g in gpus))
+    from migctl.ops.journal import left_behind
+
+    report = StatusReport(
+        simulated=node.is_simulator,
+        gpus=tuple(gpu_status(g, holders, sampler) for g in gpus),
+        interrupted=left_behind(len(node.gpus)),
+    )
     if sampler is not None:
         sampler.end_round()
     return report

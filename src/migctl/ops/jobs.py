@@ -39,12 +39,9 @@ def load_jobs(path: Path, node: Node, *, retries: int | None = None, timeout: fl
     """Read a jobs file and check it against the node; every problem is a :class:`UsageError`
     ``file:line: key: message`` (exit 2). ``retries``/``timeout`` are the defaults of jobs that
     (and whose ``defaults:``) set none."""
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"{source}: cannot read the jobs file: {why}") from None
+    from migctl.ops.files import read_text
+
+    text, source = read_text(path, "jobs file")
     try:
         parsed = parse_jobs(text, source, reserved_env=launch.DEVICE_ENV_NAMES)
         return ready(node, parsed.jobs, retries=retries, timeout=timeout, located=parsed)

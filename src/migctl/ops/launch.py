@@ -271,15 +271,26 @@ def acquire(
     for as long as it takes; a number waits up to that many seconds. ``on_wait(busy)`` is called
     once when waiting starts (to say so).
     """
-    deadline = None if wait is None else time.monotonic() + max(0.0, wait)
+    if wait is not None and (wait != wait or wait < 0):  # nan
+        raise UsageError(f"wait {wait!r}: expected a number of seconds >= 0, or None to wait as long as needed")
+    deadline = None if wait is None or wait == float("inf") else time.monotonic() + wait
     told = False
     while True:
         busy: list[BusyDevice] = []
+        gone: list[Gone] = []
         for dev in spread_order(candidates, leases.holder_records()):
             found = launcher.try_lease(dev, command)
             if isinstance(found, leases.Lease):
                 return dev, found
+            if isinstance(found, Gone):
+                gone.append(found)
             busy.append(as_busy(found))
+        if gone and len(gone) == len(candidates):  # all destroyed meanwhile: waiting cannot help
+            names = ", ".join(g.uuid for g in gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+            raise UsageError(
+                f"{names}: {gone[0].why} (destroyed since this command started)",
+                hint="list the MIG devices there are now with: migctl devices",
+            )
         if deadline is not None and time.monotonic() >= deadline:
             raise busy_error(busy, what)
         if not told and on_wait is not None:

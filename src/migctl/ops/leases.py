@@ -28,27 +28,47 @@ from typing import Any
 
 import psutil
 
-from migctl.paths import state_dir
+from migctl.ops import statefiles
+from migctl.paths import file_mode, state_dir
 from migctl.records import to_data
 from migctl.records.common import Holder, InheritedFrom
-from migctl.sim.state import ensure_private_dir
 
 
 def lease_dir() -> Path:
-    return ensure_private_dir(state_dir() / "leases")
+    return statefiles.subdir("leases")
 
 
-_dirs: dict[str | None, Path] = {}
+_dirs: dict[tuple[str | None, str | None], Path] = {}
 
 
-def _path(uuid: str) -> Path:
-    # The folder is made (and its mode set) once per state directory, not on every lease.
-    key = os.environ.get("MIGCTL_STATE_DIR")
+def lease_path(uuid: str) -> Path:
+    """``<state_dir>/leases/<uuid>.lock`` (the folder is made if missing)."""
+    # The folder is made (and checked) once per state directory, not on every lease.
+    key = (os.environ.get("MIGCTL_STATE_DIR"), os.environ.get("MIGCTL_SIM"))
     directory = _dirs.get(key)
     if directory is None or not directory.is_dir():
         directory = _dirs[key] = lease_dir()
-    safe = "".join(c for c in uuid if c.isalnum() or c in "-_")
+    safe = "".join(c for c in uuid if c.isascii() and (c.isalnum() or c in "-_"))
     return directory / f"{safe}.lock"
+
+
+_path = lease_path
+
+
+def _open_lease(path: Path) -> int:
+    """Open (creating) a lease file for locking; a typed error naming it when that is impossible."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise statefiles.os_error(exc, path, "open the lease file") from None
+    try:
+        st = os.fstat(fd)
+        want = file_mode(path.parent)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o777 != want:
+            os.fchmod(fd, want)  # a file of ours: shared state directories need group access
+    except OSError:
+        pass
+    return fd
 
 
 @dataclass
@@ -137,7 +157,7 @@ def try_acquire(uuid: str, **info: Any) -> Lease | None:
     ``info`` is recorded with ``pid`` (this process) and ``since``; pass ``command``.
     The descriptor is close-on-exec: hand it to a child explicitly (``pass_fds``).
     """
-    fd = os.open(_path(uuid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open_lease(_path(uuid))
     for pause in (*_PROBE_RETRIES, None):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,7 +168,11 @@ def try_acquire(uuid: str, **info: Any) -> Lease | None:
                 return None
             time.sleep(pause)
     lease = Lease(uuid, fd)
-    lease.describe(pid=os.getpid(), command=info.pop("command", _own_command()), since=time.time(), **info)
+    try:
+        lease.describe(pid=os.getpid(), command=info.pop("command", _own_command()), since=time.time(), **info)
+    except OSError as exc:  # a full disk: the record cannot be written
+        lease.release()
+        raise statefiles.os_error(exc, _path(uuid), "write the lease record to") from None
     return lease
 
 
@@ -162,14 +186,18 @@ def holder(uuid: str) -> Holder | None:
     if not path.exists():
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            recorded = _parse_record(os.pread(fd, 65536, 0))
+            try:
+                raw = os.pread(fd, 65536, 0)
+            except OSError as exc:  # a directory in the lease file's place, held by someone
+                return Holder(pid=None, command=f"damaged lease file {path}: {exc.strerror}", since=None)
+            recorded = _parse_record(raw)
             if not _alive(recorded.pid):
                 return _inheritor(path, recorded)
             return recorded
@@ -183,7 +211,7 @@ def _parse_record(raw: bytes) -> Holder:
     """The JSON line :meth:`Lease.describe` wrote (a torn or foreign file reads as an unknown holder)."""
     try:
         data = json.loads(raw.decode().strip() or "{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         data = {}
     return as_holder(data if isinstance(data, dict) else {})
 
@@ -230,7 +258,7 @@ def holder_records() -> dict[str, Holder]:
     """Every lease held now, by MIG UUID."""
     out = {}
     directory = state_dir() / "leases"
-    if not directory.exists():
+    if not directory.is_dir():
         return {}
     for path in directory.glob("*.lock"):
         uuid = path.stem
@@ -245,11 +273,13 @@ def as_holder(info: Mapping[str, Any] | Holder) -> Holder:
     if isinstance(info, Holder):
         return info
 
-    def num(value: Any) -> float | None:
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    def num(value: Any) -> float | None:  # a time: finite, and one localtime() can show
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e11
+        return float(value) if ok else None
 
     def pid(value: Any) -> int | None:
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 31
+        return value if ok else None
 
     parent = info.get("inherited_from")
     return Holder(

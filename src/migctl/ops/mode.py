@@ -14,8 +14,9 @@ from typing import Literal
 import pynvml
 
 from migctl.device import Gpu, Node
-from migctl.errors import NVML_TEXT, InUseError, MigctlError, from_nvml
-from migctl.ops.busy import node_leases, snapshot
+from migctl.errors import NVML_TEXT, Interrupted, InUseError, MigctlError, from_nvml
+from migctl.ops import cancel
+from migctl.ops.busy import Claim, node_leases, snapshot
 from migctl.ops.destroy import destroy
 from migctl.ops.inspect import process_record
 from migctl.ops.lock import host_lock
@@ -64,8 +65,14 @@ def _mode_one(node: Node, gpu: Gpu, enabled: bool, destroy_instances: bool) -> M
                 return outcome("refused", reason, instances=instances)
             try:
                 destroy(node, [gpu], everything=True, wait_s=0)
+            except Interrupted as exc:
+                return outcome("interrupted", f"not changed: {exc.message}; {exc.hint}", (), instances)
             except MigctlError as exc:
                 return outcome("refused", exc.message, _processes(gpu), instances)
+    try:
+        cancel.checkpoint(f"{'enable' if enabled else 'disable'} MIG mode on GPU {gpu.index}")
+    except cancel.Cancelled as exc:
+        return outcome("interrupted", f"not changed: interrupted by {exc}", (), instances)
     try:
         status = gpu.set_mig_mode(enabled)
     except pynvml.NVMLError as exc:
@@ -106,8 +113,17 @@ def set_mig_mode(
     Disabling a GPU that has instances is refused (listing them) unless ``destroy_instances``;
     instances in use are never destroyed (then that GPU is refused, naming the users).
     """
-    with host_lock(wait_s):
-        return ModeReport(tuple(_mode_one(node, gpu, enabled, destroy_instances) for gpu in gpus))
+    with host_lock(wait_s), cancel.cancellable() as stop:
+        out = []
+        for gpu in gpus:
+            if stop.requested:
+                out.append(
+                    ModeOutcome(gpu.index, gpu.name, "enabled" if enabled else "disabled", "interrupted",
+                                f"not changed: interrupted by {stop.name}", (), ())
+                )
+                continue
+            out.append(_mode_one(node, gpu, enabled, destroy_instances))
+        return ModeReport(tuple(out), stop.name or None)
 
 
 def reset(node: Node, gpus: Sequence[Gpu], *, force: bool = False, wait_s: float | None = None) -> ResetReport:
@@ -117,7 +133,7 @@ def reset(node: Node, gpus: Sequence[Gpu], *, force: bool = False, wait_s: float
     A reset also destroys every GPU instance. Where no mode change is pending it would only do
     that, so it is refused (naming the instances) unless ``force``.
     """
-    with host_lock(wait_s):
+    with host_lock(wait_s), cancel.cancellable(), Claim("migctl reset") as claim:
         leases = node_leases()
         uses = [(g, snapshot(g, leases).of_gpu(g.gpu_instances())) for g in gpus]
         named = [f"GPU {g.index}: " + ", ".join(use.words()) for g, use in uses if use.busy]
@@ -138,12 +154,31 @@ def reset(node: Node, gpus: Sequence[Gpu], *, force: bool = False, wait_s: float
                     "a reset would only destroy instances (no MIG mode change is pending): " + "; ".join(wiped),
                     hint="destroy them with migctl destroy --all, or pass --force; nothing was reset",
                 )
-        out = []
+        # A reset destroys every instance: hold their leases and look for processes once more.
+        for g in gpus:
+            for gi in g.gpu_instances():
+                who = claim.users(g, gi)
+                if who:
+                    raise InUseError(
+                        f"refusing to reset GPU {g.index}: GI {gi.id} ({gi.profile}) came into use: {', '.join(who)}",
+                        hint="stop those processes first; nothing was reset",
+                    )
+        out: list[ResetOutcome] = []
         for gpu in gpus:
+            try:
+                cancel.checkpoint(f"reset GPU {gpu.index}")
+            except cancel.Cancelled as exc:
+                done = ", ".join(str(o.gpu) for o in out) or "none"
+                raise Interrupted(
+                    f"interrupted by {exc} before resetting GPU {gpu.index}",
+                    hint=f"GPUs reset: {done}; the others were not changed",
+                ) from None
+            mine = claim.held(gpu)
             try:
                 gpu.reset()
             except pynvml.NVMLError as exc:
                 raise from_nvml(exc, f"resetting GPU {gpu.index}") from None
+            claim.destroyed(mine)
             mode = gpu.mig_mode()
             state = None if mode is None else MigModeState(current=mode.current, pending=mode.pending)
             out.append(ResetOutcome(gpu.index, state))

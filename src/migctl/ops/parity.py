@@ -7,7 +7,9 @@
   compute instance with its placement), :class:`~migctl.records.parity.Checkpoint`.
 * ``restore``: brings each checkpointed GPU (found by UUID) back to that state through apply's
   own planner and transaction, so busy instances are never disturbed (a state that needs them
-  gone is refused before anything changes) and what already matches is kept.
+  gone is refused before anything changes) and what already matches is kept; the leases of what
+  it destroys are held until it is gone, Ctrl-C/SIGTERM stop it at a safe point (``interrupted``),
+  and any failure rolls that GPU back (docs/safety.md).
 * ``generate-config``: the configs mig-parted's ``generate-config`` builds, from the profiles
   NVML reports (:mod:`migctl.config.generate`).
 """
@@ -167,7 +169,9 @@ def restore(
     env = hook_env or mig_parted_env(source, "checkpoint", hooks_file=hooks_file, mode_only=only_mode)
     report = apply(node, node_plan, hooks=hooks, hook_env=env, wait_s=wait_s)
     notes = () if only_mode or not report.ok else compute_placement_differences(node, ck)
-    return RestoreReport(source, report.ok, only_mode, report.recovered, report.gpus, report.hooks, notes)
+    return RestoreReport(
+        source, report.ok, only_mode, report.recovered, report.gpus, report.hooks, notes, report.interrupted
+    )
 
 
 # -- generate-config ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from migctl.core.planner import plan
 from migctl.device import Gpu, Node
 from migctl.errors import InsufficientResourcesError, InUseError, MigctlError, UsageError
 from migctl.ops.busy import GpuUse, existing_instances, node_leases, snapshot
+from migctl.ops.compute import compute_refusal
 from migctl.ops.files import usage_error
 from migctl.records.common import Holder
 from migctl.records.layouts import (
@@ -153,6 +154,10 @@ def plan_gpu(gpu: Gpu, target: Target, leases: Mapping[str, Holder] | None = Non
             return replace(base, mode_change=change, refusal=refusal, busy=_busy_words(gpu, use, busy))
         return replace(base, mode_change=change, plan=Plan(destroy=current))
     change = True if (not mode.current or not mode.pending) else None
+    for ti in target.instances:  # a compute layout that cannot fit is refused before any change
+        why = compute_refusal(gpu, ti.profile_id, ti.compute or ())
+        if why is not None:
+            return replace(base, mode_change=change, refusal=PlanRefusal(why))
     result = plan(geometry, current, target.instances)
     if isinstance(result, PlanRefusal):
         words = _busy_words(gpu, use, result.busy) if result.busy and use is not None else ()

@@ -69,6 +69,29 @@ class GpuDifferences(Record):
 
 
 @dataclass(frozen=True)
+class InterruptedChange(Record):
+    """A GPU change (``apply``, ``create``, ``destroy``) whose journal is still there: a crash or
+    ``kill -9`` stopped it part-way, so the GPU may be in neither layout until ``migctl recover``."""
+
+    gpu: int | None
+    """The GPU it was changing (``null`` only when the journal folder itself cannot be read)."""
+    state: Literal["interrupted", "cancelled", "in_progress", "damaged", "unreadable"]
+    """``interrupted``: its process died part-way (``recover`` finishes it or rolls it back);
+    ``cancelled``: Ctrl-C/SIGTERM stopped it and its undo did not complete (``recover`` rolls it back);
+    ``in_progress``: its process still runs and holds the host lock; ``damaged``: the journal cannot be
+    read (``recover`` moves it aside and leaves the GPU alone); ``unreadable``: the journal folder
+    cannot be read."""
+    command: str | None
+    """What was changing it, e.g. ``migctl apply all-1g.12gb``."""
+    pid: int | None
+    """The process that was changing it."""
+    detail: str
+    """What happened, in words."""
+    fix: str
+    """What to do (empty for a change in progress)."""
+
+
+@dataclass(frozen=True)
 class DestroyedInstance(Record):
     """A compute instance (``compute_instance_id`` set) or a GPU instance that was destroyed."""
 

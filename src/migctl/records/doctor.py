@@ -8,7 +8,16 @@ from typing import Literal
 from migctl.records.base import Record
 
 CheckName = Literal[
-    "nvml", "driver", "mig", "mig-pending", "mig-instances", "fabric-manager", "smoke", "simulated", "pytorch"
+    "nvml",
+    "driver",
+    "mig",
+    "mig-pending",
+    "mig-instances",
+    "interrupted-change",
+    "fabric-manager",
+    "smoke",
+    "simulated",
+    "pytorch",
 ]
 Verdict = Literal["pass", "warn", "fail"]
 

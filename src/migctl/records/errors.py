@@ -19,6 +19,7 @@ ErrorKind = Literal[
     "driver",
     "locked",
     "mismatch",
+    "state",
     "interrupted",
     "command_not_found",
     "command_not_executable",
@@ -32,8 +33,8 @@ class ErrorReport(Record):
     error: ErrorKind
     """The kind, one per exit code: ``usage`` (2), ``not_supported`` (3), ``insufficient_resources`` (4),
     ``in_use`` (5), ``permission_denied`` (6), ``reset_required`` (7), ``driver`` (8), ``locked`` (9),
-    ``mismatch`` (10), ``interrupted`` (130), ``error`` (1); ``migctl run``: ``command_not_found`` (127),
-    ``command_not_executable`` (126)."""
+    ``mismatch`` (10), ``state`` (11), ``interrupted`` (130), ``error`` (1); ``migctl run``:
+    ``command_not_found`` (127), ``command_not_executable`` (126)."""
     message: str
     """What went wrong, one line."""
     exit_code: int

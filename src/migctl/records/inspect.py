@@ -7,7 +7,7 @@ from typing import Literal
 
 from migctl.core.geometry import Placement
 from migctl.records.base import Record
-from migctl.records.common import Holder, ProcessRecord
+from migctl.records.common import Holder, InterruptedChange, ProcessRecord
 
 # -- status ----------------------------------------------------------------------------------------
 
@@ -144,6 +144,9 @@ class GpuStatus(Record):
     """Every compute process on the GPU and its MIG devices."""
     utilization: Utilization | None
     """The whole GPU's utilization; ``null`` unless measured (``status --util``)."""
+    processes_known: bool = True
+    """``false`` when the driver would not list the processes (e.g. ``NVML_ERROR_NO_PERMISSION`` for a
+    user without access): ``processes`` is then empty because it is unknown, not because none run."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,10 @@ class StatusReport(Record):
     simulated: bool
     """Whether this node is the simulator."""
     gpus: tuple[GpuStatus, ...]
+    interrupted: tuple[InterruptedChange, ...] = ()
+    """Changes a crash or ``kill -9`` left part-way (their GPUs may be in neither layout until
+    ``migctl recover``), cancelled changes whose undo did not complete, damaged journals, and a
+    change in progress right now."""
 
 
 # -- profiles and placements -------------------------------------------------------------------------

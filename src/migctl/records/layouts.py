@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from migctl.core.geometry import Placement
 from migctl.records.base import Record
-from migctl.records.common import GpuDifferences
+from migctl.records.common import GpuDifferences, InterruptedChange
 from migctl.records.errors import ErrorReport
 
 # -- plan ------------------------------------------------------------------------------------------
@@ -97,6 +97,7 @@ class PlanReport(Record):
 # -- apply and recover -------------------------------------------------------------------------------
 
 GpuResult = Literal["unchanged", "applied", "rolled_back", "failed", "skipped", "pending"]
+RecoverResult = Literal["finished", "rolled_back", "failed", "damaged"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class GpuOutcome(Record):
     created: int
     kept: int
     seconds: float
+    error: str | None = None
+    """Why it was not applied, as the error kind (``permission_denied``, ``in_use``, ``interrupted``...;
+    see the error document); ``null`` when applied."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,11 @@ class RecoveredGpu(Record):
     """An apply (or create) that a crash interrupted, finished or rolled back."""
 
     gpu: int
-    result: Literal["finished", "rolled_back", "failed"]
+    result: RecoverResult
+    """``finished``: it got the layout the interrupted command was applying; ``rolled_back``: it is back
+    to the layout before (always so for a change the user cancelled); ``failed``: neither worked, the
+    journal is kept; ``damaged``: the journal could not be read, was moved aside (``detail`` names both
+    files) and the GPU was left alone."""
     detail: str
 
 
@@ -148,6 +156,9 @@ class ApplyReport(Record):
     hooks: tuple[HookRun, ...]
     warnings: tuple[str, ...] = ()
     """As in ``plan``: what in the config matches no GPU although it was meant to."""
+    interrupted: str | None = None
+    """``SIGINT``/``SIGTERM`` when the apply was stopped (exit 130): GPUs already applied keep their
+    new layout, the GPU in progress was rolled back, the rest were not touched; ``null`` otherwise."""
 
     @property
     def exit_hook_failed(self) -> bool:
@@ -159,6 +170,9 @@ class RecoverReport(Record):
     """``migctl recover``."""
 
     recovered: tuple[RecoveredGpu, ...]
+    interrupted: str | None = None
+    """``SIGINT``/``SIGTERM`` when recover itself was stopped (exit 130): the GPU it was on was rolled
+    back; journals not yet handled are left for the next ``recover``."""
 
 
 # -- assert ------------------------------------------------------------------------------------------
@@ -173,6 +187,9 @@ class AssertReport(Record):
     gpus: tuple[GpuDifferences, ...]
     warnings: tuple[str, ...] = ()
     """As in ``plan``: what in the config matches no GPU although it was meant to."""
+    interrupted: tuple[InterruptedChange, ...] = ()
+    """Changes a crash left part-way on the asserted GPUs (each also fails its GPU, naming
+    ``migctl recover``)."""
 
 
 # -- export ------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from migctl.records.inspect import MigModeState
 
 # -- mode ------------------------------------------------------------------------------------------
 
-ModeResult = Literal["enabled", "disabled", "pending", "refused", "not_supported"]
+ModeResult = Literal["enabled", "disabled", "pending", "refused", "not_supported", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class ModeOutcome(Record):
     requested: Literal["enabled", "disabled"]
     result: ModeResult
     """``enabled``/``disabled``: done (or already so); ``pending``: stored, takes effect after a GPU
-    reset; ``refused``: nothing changed (see ``reason``); ``not_supported``: not MIG-capable."""
+    reset; ``refused``: nothing changed (see ``reason``); ``not_supported``: not MIG-capable;
+    ``interrupted``: Ctrl-C/SIGTERM stopped the command before this GPU, which was not changed."""
     reason: str | None
     """Why, for anything but a plain success (``already enabled`` too)."""
     processes: tuple[ProcessRecord, ...]
@@ -48,6 +49,9 @@ class ModeReport(Record):
     """``migctl mode enable|disable``."""
 
     gpus: tuple[ModeOutcome, ...]
+    interrupted: str | None = None
+    """``SIGINT``/``SIGTERM`` when the command was stopped (exit 130): GPUs already switched keep their
+    new mode, the rest are ``interrupted`` and unchanged."""
 
 
 # -- reset -----------------------------------------------------------------------------------------

@@ -81,6 +81,9 @@ class RestoreReport(Record):
     hooks: tuple[HookRun, ...]
     compute_placement_differences: tuple[str, ...]
     """Compute instances re-created where apply's rule puts them rather than where the checkpoint had them."""
+    interrupted: str | None = None
+    """``SIGINT``/``SIGTERM`` when the restore was stopped (exit 130): as ``apply``'s, GPUs already
+    restored keep their state, the GPU in progress was rolled back, the rest were not touched."""
 
 
 # -- generate-config ---------------------------------------------------------------------------------

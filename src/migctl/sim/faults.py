@@ -23,6 +23,7 @@ the seed's "if -lgip fails, run it again").
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -148,6 +149,6 @@ def latency_scale(text: str | None) -> float:
         scale = float(value)
     except ValueError:
         raise FaultSpecError(f"MIGCTL_SIM_LATENCY={text!r}: expected none, realistic, or a scale such as 0.5") from None
-    if scale < 0:
-        raise FaultSpecError(f"MIGCTL_SIM_LATENCY={text!r}: the scale must not be negative")
+    if not math.isfinite(scale) or scale < 0:
+        raise FaultSpecError(f"MIGCTL_SIM_LATENCY={text!r}: the scale must be a finite number, 0 or more")
     return scale

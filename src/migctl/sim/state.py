@@ -12,7 +12,8 @@ Every change is read-modify-write under the file's lock and written atomically (
 fsync, rename), so a crash or ``kill -9`` leaves either the old or the new state, never half of
 one. A temporary file such a crash leaves behind (``.gpu-N.json.XXXX``) is removed the next time
 that file is changed, under its lock (so never one a live writer still needs). Readers take no
-lock: a rename is atomic, so they always see a whole file. Files are 0600 and the folder 0700.
+lock: a rename is atomic, so they always see a whole file. Files are 0600; a folder the simulator
+makes is 0700 (one that exists keeps its mode).
 
 A file that cannot be read as the simulator wrote it (truncated, garbled, of the wrong shape,
 replaced by a directory) raises :class:`SimStateError`, naming the file, what is wrong with it
@@ -48,7 +49,6 @@ class SimStateError(DriverError):
         super().__init__(
             f"the simulated node's file {path} {problem}",
             hint=f"start the simulated node fresh (its instances are lost): {fix}",
-            path=str(path),
         )
         self.path = path
         self.problem = problem
@@ -82,9 +82,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(PermissionError):
-        os.chmod(path, 0o700)
+    """``path`` as a folder: each missing folder on the way is made 0700; one that exists is used
+    as it is (migctl never changes the mode of a folder it did not just create: an administrator
+    may have shared it, docs/safety.md)."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:  # another process made it meanwhile: theirs, used as it is
+            continue
+        with contextlib.suppress(OSError):
+            os.chmod(folder, 0o700)  # made just now (the umask may have narrowed it)
+    path.mkdir(exist_ok=True)  # no-op for a folder; FileExistsError for a file in its place
     return path
 
 
@@ -135,6 +148,8 @@ class Store:
             raise self._fail(path, "is empty (truncated)")
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise self._fail(path, "is not valid JSON (garbled: nested too deeply)") from None
         except ValueError as exc:
             raise self._fail(path, f"is not valid JSON (truncated or garbled: {exc})") from None
         problem = self._check(name, data)
