@@ -21,6 +21,7 @@ for _module in (
     "migctl.cli.boot_cmds",
     "migctl.cli.parity_cmds",
     "migctl.cli.scheduler_cmds",
+    "migctl.cli.ray_cmds",
 ):
     try:
         __import__(_module)

@@ -1,0 +1,269 @@
+"""Benchmark: MIG devices for Ray tasks (migctl.ray) against whole GPUs and a static layout.
+
+A real local Ray cluster (``ray.cluster_utils.Cluster``) of 4 nodes x 8 simulated H20s, each
+node with its own state directory and ``MIGCTL_SIM`` through its environment. 1,000 short
+tasks (0.2 s of simulated work each) with a mixed demand (60% 1g.12gb, 25% 2g.24gb, 10%
+3g.48gb, 5% 7g.96gb), all submitted at once, run four ways in the same run:
+
+* ``whole GPUs``: Ray's plain ``num_gpus=1`` way, every task on a whole GPU whatever it needs
+  (whole GPUs simulated by a custom resource, 8 per node, on the same nodes);
+* ``static all-balanced``: mig-parted's ``all-balanced`` layout on every GPU, ``dynamic=False``
+  (there is no 7g.96gb device in it: those requests time out, after 20 s);
+* ``on demand, first-fit``: migctl.ray making instances as needed, placed first-fit;
+* ``on demand, migctl``: the same with migctl's placement (best fit, planner placement).
+
+Measured: makespan and mean wait (task start minus submission), requests that waited while
+enough memory slices were free in aggregate (fragmentation), and the MIG path's median cost
+per task over a plain Ray task (sequential tiny tasks, warm processes). Worker processes are
+started before each timed run (Ray's for the whole GPUs; 28 blank executors per node for the
+MIG runs, 16 with ``--quick``: devices beyond those start theirs during the run, as they
+would in use). Every MIG device in use is one process (~50 MB): the full run peaks near 200.
+
+Targets: MIG overhead < 20 ms; on-demand makespan below the whole-GPU one; migctl placement
+no more fragmented than first-fit. ``--quick``: 2 nodes x 2 H20s, 150 tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import environ, print_table  # benchmarks/_common.py
+
+MIX = (("1g.12gb", 0.60), ("2g.24gb", 0.25), ("3g.48gb", 0.10), ("7g.96gb", 0.05))
+OVERHEAD_TARGET_MS = 20.0
+LAYOUTS = """\
+version: v1
+mig-configs:
+  empty:
+    - devices: all
+      mig-enabled: true
+      mig-devices: {}
+"""
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+
+
+def work(seconds: float) -> tuple[float, float]:
+    started = time.time()
+    time.sleep(seconds)
+    return started, time.time()
+
+
+def noop() -> int:
+    return 0
+
+
+def demand(n: int, seed: int = 13) -> list[str]:
+    out: list[str] = []
+    for name, share in MIX:
+        out += [name] * round(n * share)
+    out = (out + [MIX[0][0]] * n)[:n]
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def start_cluster(base: Path, nodes: int, spec: str, gpus_per_node: int) -> Any:
+    from ray.cluster_utils import Cluster
+
+    def args(i: int) -> dict[str, Any]:
+        return {
+            "num_cpus": 8,
+            "resources": {"whole_gpu": gpus_per_node},
+            "include_dashboard": False,
+            "object_store_memory": 100 * 1024 * 1024,
+            "env_vars": {"MIGCTL_SIM": spec, "MIGCTL_STATE_DIR": str(base / f"node{i}")},
+        }
+
+    cluster = Cluster(initialize_head=True, head_node_args=args(0))
+    for i in range(1, nodes):
+        cluster.add_node(**args(i))
+    cluster.wait_for_nodes()
+    return cluster
+
+
+def timed(submit: list[tuple[float, Any]], profiles: list[str]) -> dict[str, Any]:
+    """Wait for every ref; makespan, mean wait, done/failed (and, per profile, wait and last end)."""
+    import ray
+
+    from migctl.ray import MigUnavailableError
+
+    waits, ends, failed = [], [], 0
+    first = min(t for t, _ in submit)
+    per: dict[str, list[tuple[float, float]]] = {}
+    for (t, ref), profile in zip(submit, profiles, strict=True):
+        try:
+            started, ended = ray.get(ref)
+        except MigUnavailableError:
+            failed += 1
+            continue
+        waits.append(started - t)
+        ends.append(ended)
+        per.setdefault(profile, []).append((started - t, ended - first))
+    parts = [f"{p}: mean wait {statistics.fmean(w for w, _ in v):.2f} s, last end {max(e for _, e in v):.2f} s"
+             for p, v in sorted(per.items())]
+    print("    " + "; ".join(parts), flush=True)
+    return {
+        "makespan": max(ends) - first if ends else float("nan"),
+        "mean_wait": statistics.fmean(waits) if waits else float("nan"),
+        "done": len(waits),
+        "failed": failed,
+    }
+
+
+def run_whole(profiles: list[str], seconds: float, total_gpus: int) -> dict[str, Any]:
+    import ray
+
+    plain = ray.remote(work).options(num_cpus=0, resources={"whole_gpu": 1})
+    ray.get([plain.remote(0.5) for _ in range(total_gpus)])  # warm: one worker per GPU
+    submit = [(time.time(), plain.remote(seconds)) for _ in profiles]
+    return timed(submit, profiles)
+
+
+def run_mig(profiles: list[str], seconds: float, *, dynamic: bool, timeout: float | None) -> dict[str, Any]:
+    import migctl.ray
+
+    task = migctl.ray.remote(mig="1g.12gb", dynamic=dynamic, timeout=timeout)(work)
+    by_profile = {p: task.options(mig=p) for p in set(profiles)}
+    submit = [(time.time(), by_profile[p].remote(seconds)) for p in profiles]
+    return timed(submit, profiles)
+
+
+def apply(text: str, source: str, name: str) -> None:
+    from migctl.ray import cluster
+
+    for attempt in range(4):  # idle executors of the last run may take a moment to exit on a loaded machine
+        report = cluster.apply(text, source, name)
+        if report.ok:
+            return
+        time.sleep(2 + 2 * attempt)
+    raise SystemExit(f"cluster apply {name} failed: " + "; ".join(f"{n.result} {n.detail}" for n in report.nodes))
+
+
+def prestart(per_node: int) -> None:
+    import ray
+
+    from migctl.ray import control
+
+    d = control.dispatcher(executor_idle_s=600.0, prestart=0)  # no refills while a run is measured
+    ray.get(d.prestart.remote(per_node, control.alive_nodes()))
+
+
+def scheduler_stats() -> dict[str, Any]:
+    import ray
+
+    from migctl.ray.scheduler import stats_summary
+    from migctl.ray.types import NAMESPACE, SCHEDULER_NAME
+
+    s = ray.get_actor(SCHEDULER_NAME, namespace=NAMESPACE)
+    return stats_summary(ray.get(s.get_stats.remote(True)))
+
+
+def overhead(samples: int) -> tuple[float, float]:
+    """Median seconds per sequential tiny task: plain Ray, and the MIG path (warm executor)."""
+    import ray
+
+    import migctl.ray
+
+    plain = ray.remote(noop).options(num_cpus=0)
+    mig = migctl.ray.remote(mig="1g.12gb")(noop)
+    out = []
+    for fn in (plain, mig):
+        ray.get([fn.remote() for _ in range(3)])
+        times = []
+        for _ in range(samples):
+            t = time.perf_counter()
+            ray.get(fn.remote())
+            times.append(time.perf_counter() - t)
+        out.append(statistics.median(times))
+    return out[0], out[1]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 nodes x 2 H20s, 150 tasks")
+    opts = parser.parse_args(argv)
+    nodes, gpus, tasks, per_node = (2, 2, 150, 16) if opts.quick else (4, 8, 1000, 28)
+    seconds = 0.2
+    spec = f"h20x{gpus}"
+    profiles = demand(tasks)
+    import ray
+
+    import migctl.ray
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with tempfile.TemporaryDirectory(prefix="migctl-bench-ray-") as tmp, environ(
+        MIGCTL_STATE_DIR=None, MIGCTL_SIM=None, RAY_ADDRESS=None
+    ):
+        base = Path(tmp)
+        print(f"starting a Ray cluster of {nodes} nodes x {gpus} simulated H20s ...", flush=True)
+        cluster = start_cluster(base, nodes, spec, gpus)
+        try:
+            ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+            big = 600.0  # no reclaim, no executor retirement inside a run
+            migctl.ray.init(placement="migctl", reclaim_after_s=big, executor_idle_s=big, drain_after_s=1.0)
+            balanced = DEFAULT_CONFIG.read_text()
+            results: dict[str, dict[str, Any]] = {}
+            for policy in ("migctl", "first-fit"):
+                apply(LAYOUTS, "bench", "empty")
+                migctl.ray.init(placement=policy, reclaim_after_s=big, executor_idle_s=big, drain_after_s=1.0)
+                prestart(per_node)
+                scheduler_stats()
+                print(f"on demand, {policy} placement: {tasks} tasks ...", flush=True)
+                results[policy] = {**run_mig(profiles, seconds, dynamic=True, timeout=None), **scheduler_stats()}
+                print("    scheduler:", {k: v for k, v in results[policy].items() if k not in ("done",)}, flush=True)
+            plain_s, mig_s = overhead(100 if opts.quick else 200)
+            apply(balanced, str(DEFAULT_CONFIG), "all-balanced")
+            prestart(min(per_node, 4 * gpus))
+            scheduler_stats()
+            print(f"static all-balanced: {tasks} tasks ...", flush=True)
+            results["static"] = {**run_mig(profiles, seconds, dynamic=False, timeout=20.0), **scheduler_stats()}
+            apply(LAYOUTS, "bench", "empty")  # their executors exit: memory for Ray's own workers
+            print(f"whole GPUs: {tasks} tasks ...", flush=True)
+            results["whole"] = run_whole(profiles, seconds, nodes * gpus)
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    return report(results, plain_s, mig_s, tasks, nodes, gpus)
+
+
+def report(results: dict[str, dict[str, Any]], plain_s: float, mig_s: float, tasks: int, nodes: int, gpus: int) -> int:
+    whole = results["whole"]
+    print(f"\n{tasks} tasks of 0.2 s, demand 60% 1g / 25% 2g / 10% 3g / 5% 7g, {nodes} nodes x {gpus} H20\n")
+    rows = []
+    for key, label in (("whole", "whole GPUs (num_gpus=1 style)"), ("static", "static all-balanced, dynamic=False"),
+                       ("first-fit", "on demand, first-fit placement"), ("migctl", "on demand, migctl placement")):
+        r = results[key]
+        rows.append([label, f"{r['makespan']:.2f} s", f"{r['makespan'] / whole['makespan']:.2f}x",
+                     f"{r['mean_wait']:.2f} s", f"{r['mean_wait'] / whole['mean_wait']:.2f}x",
+                     f"{r['done']}/{r['failed']}"])
+    print_table(["run", "makespan", "vs whole", "mean wait", "vs whole", "done/failed"], rows)
+    print()
+    frag = [[label, results[k]["fragmented"], results[k]["made"], results[k]["reshaped"]]
+            for k, label in (("first-fit", "first-fit"), ("migctl", "migctl (best fit + planner)"))]
+    print_table(["placement", "requests that waited with enough slices free in aggregate", "instances made",
+                 "made by reshaping idle ones"], frag)
+    print()
+    over_ms = (mig_s - plain_s) * 1000
+    print_table(["path", "median per task", "overhead", "target"], [
+        ["plain Ray task", f"{plain_s * 1000:.1f} ms", "", ""],
+        ["MIG task (migctl.ray)", f"{mig_s * 1000:.1f} ms", f"{over_ms:.1f} ms", f"< {OVERHEAD_TARGET_MS:.0f} ms"],
+    ])
+    misses = []
+    if over_ms >= OVERHEAD_TARGET_MS:
+        misses.append(f"MIG overhead {over_ms:.1f} ms >= {OVERHEAD_TARGET_MS:.0f} ms")
+    if results["migctl"]["makespan"] >= whole["makespan"]:
+        misses.append("on-demand makespan not below whole GPUs")
+    if results["migctl"]["fragmented"] > results["first-fit"]["fragmented"]:
+        misses.append("migctl placement more fragmented than first-fit")
+    print("\ntargets: " + ("all met" if not misses else "MISSED: " + "; ".join(misses)))
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,510 @@
+"""The one place where migctl.ray calls migctl's node operations (device layer, ops, config).
+
+Everything the agents, executors and actors do to a node (read its MIG state, take and
+probe leases, register a process on a simulated MIG device, change instances through the
+planned and journaled apply, plan/apply/assert a mig-parted config) goes through the
+functions below and comes back as migctl.ray's own records (:mod:`migctl.ray.types`). When
+the operations' signatures change, this file is the only one to adapt.
+
+All of it runs on the node concerned (inside that node's agent or worker processes), so the
+state directory and the simulator spec are that node's: ``MIGCTL_STATE_DIR`` and
+``MIGCTL_SIM`` as they were when the node's ``ray start`` (or ``Cluster.add_node``) ran.
+
+Longer than most modules on purpose: it is the single seam between the Ray front end and
+migctl's operations, so that a change of the operations' API is adapted in one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from migctl.core.geometry import GpuGeometry, Placement
+from migctl.core.layout import Target, TargetInstance
+from migctl.device import Gpu, Node, open_node
+from migctl.errors import MigctlError, UsageError
+from migctl.ray.types import DeviceRef, DeviceView, GpuView, InstanceView, NodeView
+
+
+def _nvml_error() -> type[Exception]:
+    import pynvml
+
+    error: type[Exception] = pynvml.NVMLError
+    return error
+
+
+#: What a read of NVML raises when the state changes under it (an instance destroyed meanwhile).
+NVML_ERRORS: tuple[type[Exception], ...] = (_nvml_error(),)
+
+
+def _no_driver_codes() -> tuple[int, ...]:
+    import pynvml
+
+    return (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+
+
+#: NVML codes that mean "no NVIDIA driver on this node" (a CPU-only Ray node), not a failure.
+NO_DRIVER: tuple[int, ...] = _no_driver_codes()
+
+
+class _NoGpus:
+    """Stands for the node of a CPU-only machine: no GPUs, nothing to close."""
+
+    gpus: list[Gpu] = []
+    is_simulator = False
+
+    def close(self) -> None:
+        return None
+
+
+def empty_node() -> Node:
+    """A node with no GPUs (an agent on a CPU-only Ray node reports it as such)."""
+    from typing import cast
+
+    return cast(Node, _NoGpus())
+
+
+def open_local_node() -> Node:
+    """This node's GPUs: the simulator when ``MIGCTL_SIM`` is set in the node's environment."""
+    return open_node(None)
+
+
+def state_root() -> Path:
+    from migctl.paths import state_dir
+
+    return state_dir()
+
+
+def ray_dir() -> Path:
+    from migctl.sim.state import ensure_private_dir
+
+    return ensure_private_dir(state_root() / "ray")
+
+
+# -- leases and processes (executors and actors) ---------------------------------------------
+
+
+def device_env(dev: DeviceRef) -> dict[str, str]:
+    """``CUDA_VISIBLE_DEVICES`` and the ``MIGCTL_*`` variables that bind a process to ``dev``."""
+    from migctl.device import MigDeviceInfo
+    from migctl.ops.launch import device_env as launch_env
+
+    return launch_env(MigDeviceInfo(dev.gpu, 0, dev.uuid, dev.gi_id, dev.ci_id, dev.profile, dev.memory_mib))
+
+
+def take_lease(uuid: str, command: str) -> Any | None:
+    """The migctl lease on ``uuid`` for this process (``None`` if someone holds it)."""
+    from migctl.ops import leases
+
+    return leases.try_acquire(uuid, command=command)
+
+
+def lease_holder(uuid: str) -> dict[str, Any] | None:
+    from migctl.ops import leases
+
+    return leases.holder(uuid)
+
+
+def describe_holder(info: dict[str, Any]) -> str:
+    from migctl.ops import leases
+
+    return leases.describe_holder(info)
+
+
+def register_process(uuid: str, pid: int) -> None:
+    """Record ``pid`` on MIG device ``uuid`` as CUDA would when it creates a context (simulator only)."""
+    import pynvml
+
+    from migctl.device.nvml import open_nvml
+    from migctl.device.process import ProcessRegistry
+
+    nvml = open_nvml()
+    try:
+        ProcessRegistry(nvml).register(uuid, pid)
+    except pynvml.NVMLError:  # the device went meanwhile: nothing to be seen on
+        pass
+    finally:
+        nvml.shutdown()
+
+
+def mark_executor(uuid: str, pid: int, job: str, actor_name: str) -> Path:
+    """Leave a note that ``pid`` is a migctl.ray executor bound to ``uuid`` (the agent reads it)."""
+    from migctl.sim.state import atomic_write_json, ensure_private_dir
+
+    folder = ensure_private_dir(ray_dir() / "executors")
+    path = folder / f"{pid}.json"
+    atomic_write_json(path, {"pid": pid, "uuid": uuid, "job": job, "actor": actor_name, "since": time.time()})
+    return path
+
+
+def executor_notes() -> dict[int, tuple[str, str]]:
+    """Live executors on this node: pid -> (the MIG UUID it is bound to, its actor name)."""
+    folder = state_root() / "ray" / "executors"
+    out: dict[int, tuple[str, str]] = {}
+    if not folder.is_dir():
+        return out
+    for path in folder.glob("*.json"):
+        try:
+            data = json.loads(path.read_text())
+            pid = int(data["pid"])
+            note = (str(data["uuid"]), str(data.get("actor", "")))
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        if psutil.pid_exists(pid):
+            out[pid] = note
+        else:
+            path.unlink(missing_ok=True)
+    return out
+
+
+def executors() -> dict[int, str]:
+    """Live executors on this node: pid -> the MIG UUID it is bound to."""
+    return {pid: uuid for pid, (uuid, _) in executor_notes().items()}
+
+
+def stop_executors(pids: list[int], wait_s: float = 8.0) -> list[int]:
+    """Ask idle executors to exit (a clean actor exit), SIGKILL the ones that do not; returns any left."""
+    import ray
+
+    from migctl.ray.types import NAMESPACE
+
+    notes = executor_notes()
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.Error:
+            continue
+        name = notes.get(pid, ("", ""))[1]
+        try:
+            ray.get_actor(name, namespace=NAMESPACE).leave.remote()
+        except Exception:  # noqa: S110  no such actor any more, or Ray unreachable: SIGKILL below
+            pass
+    alive = _wait_gone(procs, wait_s / 2)
+    killed = []
+    for p in alive:
+        uuid = notes.get(p.pid, ("", ""))[0]
+        holder = lease_holder(uuid) if uuid else None
+        if holder is not None and holder.get("pid") == p.pid:
+            continue  # it started a task meanwhile: never kill a running task
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+            killed.append(p)
+    still = _wait_gone(killed, wait_s / 2)
+    return [p.pid for p in alive if p not in killed] + [p.pid for p in still]
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited (a zombie counts as exited); returns those left."""
+    deadline = time.monotonic() + timeout
+    left = [p for p in procs if _running(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in left if _running(p)]
+    return left
+
+
+def _running(p: psutil.Process) -> bool:
+    """Alive and not a zombie (a zombie has closed its device files: it is gone for the GPU)."""
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class DeviceProbe:
+    """Whether a MIG device still exists (an executor checks after taking the lease)."""
+
+    def __init__(self) -> None:
+        from migctl.device.nvml import open_nvml
+
+        self.nvml = open_nvml()
+
+    def exists(self, uuid: str) -> bool:
+        import pynvml
+
+        try:
+            self.nvml.read("nvmlDeviceGetHandleByUUID", uuid)
+        except pynvml.NVMLError:
+            return False
+        return True
+
+
+# -- the node's state -------------------------------------------------------------------------
+
+_geometry_cache: dict[tuple[str, int], GpuGeometry] = {}
+
+
+def _geometry(gpu: Gpu) -> GpuGeometry:
+    key = (gpu.uuid, gpu.index)
+    found = _geometry_cache.get(key)
+    if found is None:
+        found = _geometry_cache[key] = gpu.geometry()
+    return found
+
+
+def node_view(node: Node, node_id: str, on_demand: set[tuple[int, int, int]]) -> NodeView:
+    """Every GPU, GPU instance and MIG device of ``node``, with holders and executors.
+
+    ``on_demand`` holds ``(gpu, gi_id, placement start)`` of the instances made on demand.
+    """
+    from migctl.ops import journal, leases
+
+    taken_at = time.time()  # before reading: a view is as old as its first read
+    held = leases.holders()
+    bound = executors()
+    gpus = []
+    for gpu in node.gpus:
+        mode = gpu.mig_mode()
+        if mode is None:
+            gpus.append(GpuView(gpu.index, gpu.name, False, None))
+            continue
+        geometry = _geometry(gpu)
+        procs = gpu.processes() if mode.current else []
+        devices_by_gi: dict[int, list[DeviceView]] = {}
+        for m in gpu.mig_devices() if mode.current else []:
+            mine = tuple(pid for pid, uuid in bound.items() if uuid == m.uuid)
+            holder_pid: int | None = None
+            words = ""
+            info = held.get(m.uuid)
+            if info is not None:
+                holder_pid = info.get("pid") if isinstance(info.get("pid"), int) else -1
+                words = leases.describe_holder(info)
+            else:
+                other = next(
+                    (p for p in procs if p.gi_id == m.gi_id and p.ci_id == m.ci_id and p.pid not in mine), None
+                )
+                if other is not None:
+                    holder_pid = other.pid
+                    words = f"used by pid {other.pid} ({other.command})"
+            devices_by_gi.setdefault(m.gi_id, []).append(
+                DeviceView(m.uuid, gpu.index, m.gi_id, m.ci_id, m.profile, m.memory_mib, holder_pid, words, mine)
+            )
+        instances = tuple(
+            InstanceView(
+                gi.id,
+                gi.profile_id,
+                gi.profile,
+                gi.placement,
+                tuple(devices_by_gi.get(gi.id, ())),
+                (gpu.index, gi.id, gi.placement.start) in on_demand,
+            )
+            for gi in (gpu.gpu_instances() if mode.current else [])
+        )
+        gpus.append(GpuView(gpu.index, gpu.name, bool(mode.current), geometry, instances))
+    return NodeView(
+        node_id=node_id,
+        address=_address(),
+        hostname=socket.gethostname(),
+        simulated=node.is_simulator,
+        sim_spec=os.environ.get("MIGCTL_SIM") or None,
+        state_dir=str(state_root()),
+        gpus=tuple(gpus),
+        taken_at=taken_at,
+        journals=tuple(sorted(int(j["gpu"]) for j in journal.pending())),
+    )
+
+
+def _address() -> str:
+    try:
+        import ray
+
+        return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+    except Exception:
+        return "127.0.0.1"
+
+
+# -- changing instances (planned, journaled, host-locked) -------------------------------------
+
+
+def change_gpus(
+    node: Node,
+    changes: dict[int, tuple[tuple[int, ...], tuple[tuple[int, Placement], ...]]],
+    *,
+    what: str,
+    wait_s: float = 30.0,
+) -> dict[int, tuple[bool, str]]:
+    """Destroy and create GPU instances on several GPUs, as one apply (each GPU its own transaction).
+
+    ``changes`` maps a GPU to ``(GPU instances to destroy, (profile, placement) to create)``.
+    Every other instance is kept exactly where it is (the target pins it). It goes through
+    ``apply``: under the host lock, re-planned from the GPU's state at that moment (a busy
+    instance is never destroyed: that GPU is refused instead), journaled, and rolled back if
+    the driver fails part-way. Returns, per GPU, ``(done, why)``.
+    """
+    from migctl.ops import apply as ops_apply
+
+    plans = []
+    for gpu_index, (destroy, create) in sorted(changes.items()):
+        gpu = node.gpus[gpu_index]
+        kept = [
+            TargetInstance(gi.profile_id, gi.placement, tuple(sorted(ci.profile for ci in gi.compute_instances())))
+            for gi in gpu.gpu_instances()
+            if gi.id not in destroy
+        ]
+        target = Target(True, tuple(kept) + tuple(TargetInstance(pid, at, None) for pid, at in create))
+        plans.append(ops_apply.plan_gpu(gpu, target))
+    node_plan = ops_apply.NodePlan(what, "migctl.ray", plans)
+    if node_plan.refusals:
+        # apply refuses the whole node when one GPU refuses: apply the others, refuse that one.
+        refused = {
+            g.gpu: str(ops_apply.refuse(ops_apply.NodePlan(what, "migctl.ray", [g]))) for g in node_plan.refusals
+        }
+        rest = {k: v for k, v in changes.items() if k not in refused}
+        others = change_gpus(node, rest, what=what, wait_s=wait_s) if rest else {}
+        return {**others, **{k: (False, why) for k, why in refused.items()}}
+    try:
+        report = ops_apply.apply(node, node_plan, parallel=True, wait_s=wait_s)
+    except MigctlError as exc:
+        return {k: (False, str(exc)) for k in changes}
+    out: dict[int, tuple[bool, str]] = {}
+    for o in report.outcomes:
+        ok = o.result in ("applied", "unchanged")
+        out[o.gpu] = (ok, "" if ok else f"{o.result}: {o.detail}")
+    for k in changes:
+        out.setdefault(k, (False, "not applied"))
+    return out
+
+
+def device_at(node: Node, gpu_index: int, placement: Placement) -> DeviceRef | None:
+    """The MIG device of the GPU instance at ``placement`` on GPU ``gpu_index`` (its first CI)."""
+    gpu = node.gpus[gpu_index]
+    gi = next((g for g in gpu.gpu_instances() if g.placement == placement), None)
+    if gi is None:
+        return None
+    dev = next((m for m in gpu.mig_devices() if m.gi_id == gi.id), None)
+    if dev is None:
+        return None
+    return DeviceRef(dev.uuid, gpu_index, dev.gi_id, dev.ci_id, dev.profile, dev.memory_mib)
+
+
+def gi_at(node: Node, gpu_index: int, placement: Placement) -> int | None:
+    gi = next((g for g in node.gpus[gpu_index].gpu_instances() if g.placement == placement), None)
+    return None if gi is None else gi.id
+
+
+# -- layouts from a mig-parted file (cluster plan / apply / assert) ----------------------------
+
+
+def _node_plan(node: Node, text: str, source: str, name: str | None) -> Any:
+    from migctl.config import ConfigError, load_text
+    from migctl.ops import apply as ops_apply
+
+    try:
+        spec = load_text(text, source)
+        return ops_apply.plan_node(node, spec, name, list(node.gpus), source=source)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _plan_json(np: Any) -> dict[str, Any]:
+    gpus = []
+    for g in np.gpus:
+        entry: dict[str, Any] = {"gpu": g.gpu, "name": g.name, "note": g.note, "mode_change": g.mode_change}
+        geo = g.geometry
+
+        def name(pid: int, geo: GpuGeometry | None = geo) -> str:
+            return geo.by_id(pid).name if geo is not None else str(pid)
+
+        if g.refusal is not None:
+            entry["refused"] = g.refusal.reason
+            entry["busy"] = list(g.busy)
+        if g.plan is not None:
+            entry["keep"] = [f"{name(e.profile_id)} at {e.placement} (GI {e.gi_id})" for e in g.plan.keep]
+            entry["destroy"] = [f"{name(e.profile_id)} at {e.placement} (GI {e.gi_id})" for e in g.plan.destroy]
+            entry["create"] = [f"{name(c.profile_id)} at {c.placement}" for c in g.plan.create]
+            entry["recompute"] = [f"GI {r.instance.gi_id} -> {', '.join(r.compute)}" for r in g.plan.recompute]
+        gpus.append(entry)
+    return {"config": np.config, "source": np.source, "gpus": gpus, "refused": bool(np.refusals)}
+
+
+def plan_config(node: Node, text: str, source: str, name: str | None) -> tuple[bool, dict[str, Any], str]:
+    """``migctl plan`` on this node: ``(ok, plan as JSON, why refused)``."""
+    from migctl.ops import apply as ops_apply
+
+    np = _node_plan(node, text, source, name)
+    data = _plan_json(np)
+    if np.refusals:
+        return False, data, str(ops_apply.refuse(np))
+    return True, data, ""
+
+
+def apply_config(
+    node: Node, text: str, source: str, name: str | None, wait_s: float
+) -> tuple[str, dict[str, Any], str]:
+    """``migctl apply`` on this node: ``(result, report as JSON, detail)``.
+
+    ``result`` is ``applied``, ``unchanged``, ``refused`` (nothing changed) or ``failed``.
+    """
+    from migctl.ops import apply as ops_apply
+
+    np = _node_plan(node, text, source, name)
+    if np.refusals:
+        return "refused", _plan_json(np), str(ops_apply.refuse(np))
+    report = ops_apply.apply(node, np, wait_s=wait_s)
+    data = {
+        "config": report.config,
+        "ok": report.ok,
+        "recovered": report.recovered,
+        "gpus": [asdict(o) for o in report.outcomes],
+    }
+    if not report.ok:
+        bad = [f"GPU {o.gpu}: {o.result}: {o.detail}" for o in report.outcomes if o.result not in _DONE]
+        return "failed", data, "; ".join(bad)
+    changed = any(o.result == "applied" for o in report.outcomes) or bool(report.recovered)
+    return ("applied" if changed else "unchanged"), data, ""
+
+
+_DONE = ("applied", "unchanged", "skipped")
+
+
+def busy_in_plan(node: Node, text: str, source: str, name: str | None) -> list[tuple[int, int]]:
+    """``(gpu, gi_id)`` of the busy instances that make this node refuse the config."""
+    np = _node_plan(node, text, source, name)
+    return [(g.gpu, e.gi_id) for g in np.refusals if g.refusal is not None for e in g.refusal.busy]
+
+
+def assert_config(node: Node, text: str, source: str, name: str | None) -> tuple[bool, dict[str, Any]]:
+    """``migctl assert`` on this node: ``(matches, per-GPU differences)``."""
+    from migctl.ops import apply as ops_apply
+
+    np = _node_plan(node, text, source, name)
+    diffs = ops_apply.check(np, node)
+    data = {"config": np.config, "gpus": [{"gpu": k, "differences": v} for k, v in diffs.items()]}
+    return not any(diffs.values()), data
+
+
+def status_json(node: Node) -> dict[str, Any]:
+    """What ``migctl status --json`` prints for this node."""
+    from migctl.ops import inspect, leases
+
+    return inspect.status(node, list(node.gpus), leases.holders())
+
+
+def close(node: Node) -> None:
+    with contextlib.suppress(Exception):
+        node.close()
+
+
+def read_config(path: str, name: str | None = None) -> tuple[str, str]:
+    """The text of a mig-parted config file (``-``: stdin) and its name; checked here before any node sees it."""
+    from migctl.config import ConfigError, load_text
+    from migctl.config.load import get_config, read_source
+
+    try:
+        text, source = read_source(path)
+        spec = load_text(text, source)
+        if name is not None:
+            get_config(spec, name)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return text, source

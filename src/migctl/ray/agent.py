@@ -1,0 +1,243 @@
+"""The node agent: one per Ray node, owning that node's MIG state through migctl's operations.
+
+It runs as a detached, named Ray actor (``migctl-agent-<node id>`` in namespace ``migctl``)
+pinned to its node with a hard ``NodeAffinitySchedulingStrategy``, so it inherits the node's
+environment: ``MIGCTL_SIM`` and ``MIGCTL_STATE_DIR`` as they were when that node's
+``ray start`` (or ``Cluster.add_node``) ran. Every change it makes goes through the same
+path as ``migctl apply``: host lock, plan from the state at that moment (busy instances are
+never touched), journal, rollback on failure. A node that died mid-change is finished or
+rolled back by the next apply there (or ``migctl recover``).
+
+It answers: its node's view (:class:`NodeView`), making one instance (reshaping idle ones
+if told to), reclaiming idle instances it made, and a mig-parted config's plan, apply and
+assert for ``migctl cluster``. Calls run on a small thread pool (a slow apply does not hold
+up a view); changes are serialised by a lock here and by the host lock between processes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from migctl.core.geometry import Placement
+from migctl.errors import MigctlError
+from migctl.ray import _node_ops as node_ops
+from migctl.ray.types import DeviceRef, NodeHeader, NodeOutcome, NodeStatus, NodeView
+
+
+@dataclass(frozen=True)
+class MakeResult:
+    ok: bool
+    device: DeviceRef | None
+    why: str
+    view: NodeView
+    seconds: float = 0.0
+    retire_seconds: float = 0.0  # of which stopping the idle executors of destroyed instances
+
+
+@dataclass(frozen=True)
+class MakeManyResult:
+    """Per creation asked: whether it was made, its MIG device, why not; and the node after."""
+
+    oks: tuple[bool, ...]
+    devices: tuple[DeviceRef | None, ...]
+    whys: tuple[str, ...]
+    view: NodeView
+    seconds: float = 0.0
+    retire_seconds: float = 0.0
+
+
+class NodeAgent:
+    """The actor's class (wrapped with ``ray.remote`` by :func:`migctl.ray.control.start_agent`)."""
+
+    def __init__(self, node_id: str) -> None:
+        import ray
+
+        here = ray.get_runtime_context().get_node_id()
+        if here != node_id:  # the hard affinity makes this impossible; say so if it ever is not
+            raise RuntimeError(f"migctl agent for node {node_id} started on node {here}")
+        self.node_id = node_id
+        self.no_gpus = ""  # why this node has no GPUs to manage (a CPU-only node: no NVIDIA driver)
+        try:
+            self.node = node_ops.open_local_node()
+        except MigctlError as exc:
+            if exc.nvml_code not in node_ops.NO_DRIVER:
+                raise
+            self.node = node_ops.empty_node()
+            self.no_gpus = str(exc.message)
+        self._mutex = threading.Lock()
+        self._on_demand: set[tuple[int, int, int]] = self._load_on_demand()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def ping(self) -> str:
+        return self.node_id
+
+    def view(self) -> NodeView:
+        # Read while a change may be under way (only changes take the lock): an instance that
+        # vanishes between two NVML calls makes the read fail; read again.
+        for attempt in range(4):
+            try:
+                view = node_ops.node_view(self.node, self.node_id, set(self._on_demand))
+                break
+            except node_ops.NVML_ERRORS:
+                if attempt == 3:
+                    raise
+                time.sleep(0.05)
+        live = {(g.index, i.gi_id, i.placement.start) for g in view.gpus for i in g.instances}
+        if not self._on_demand <= live:
+            self._on_demand &= live
+            self._save_on_demand()
+        return view
+
+    def header(self) -> NodeHeader:
+        view = self.view()
+        return NodeHeader(view.node_id, view.address, view.hostname, view.sim_spec)
+
+    def status(self) -> NodeStatus:
+        view = self.view()
+        header = NodeHeader(view.node_id, view.address, view.hostname, view.sim_spec)
+        made = tuple(sorted((gpu, gi) for gpu, gi, _ in self._on_demand))
+        return NodeStatus(header, node_ops.status_json(self.node), made)
+
+    # -- on-demand instances ---------------------------------------------------------------
+
+    def make_many(
+        self, asks: list[tuple[int, int, Placement, tuple[int, ...]]], what: str
+    ) -> MakeManyResult:
+        """Several :meth:`make` at once, ``(gpu, profile_id, placement, destroy)`` each: one apply.
+
+        GPUs are independent transactions of that apply: a GPU whose change is refused or fails
+        fails its own creations only.
+        """
+        started = time.perf_counter()
+        whys = [""] * len(asks)
+        devices: list[DeviceRef | None] = [None] * len(asks)
+        with self._mutex:
+            locked = time.perf_counter()
+            by_gpu: dict[int, list[int]] = {}
+            for i, (gpu, _, _, _) in enumerate(asks):
+                by_gpu.setdefault(gpu, []).append(i)
+            changes: dict[int, tuple[tuple[int, ...], tuple[tuple[int, Placement], ...]]] = {}
+            for gpu, idx in by_gpu.items():
+                destroy = tuple(sorted({gi for i in idx for gi in asks[i][3]}))
+                why = self._retire(gpu, destroy)
+                if why:
+                    for i in idx:
+                        whys[i] = why
+                    continue
+                changes[gpu] = (destroy, tuple((asks[i][1], asks[i][2]) for i in idx))
+            retired = time.perf_counter() - locked
+            done = node_ops.change_gpus(self.node, changes, what=what) if changes else {}
+            for gpu, (ok, why) in done.items():
+                destroyed = set(changes[gpu][0])
+                if ok:
+                    self._on_demand = {k for k in self._on_demand if not (k[0] == gpu and k[1] in destroyed)}
+                for i in by_gpu[gpu]:
+                    if not ok:
+                        whys[i] = why
+                        continue
+                    placement = asks[i][2]
+                    devices[i] = node_ops.device_at(self.node, gpu, placement)
+                    gi = node_ops.gi_at(self.node, gpu, placement)
+                    if devices[i] is None or gi is None:
+                        whys[i] = f"GPU {gpu}: the new instance at {placement} has no MIG device"
+                        devices[i] = None
+                    else:
+                        self._on_demand.add((gpu, gi, placement.start))
+            self._save_on_demand()
+        oks = tuple(d is not None for d in devices)
+        return MakeManyResult(oks, tuple(devices), tuple(whys), self.view(), time.perf_counter() - started, retired)
+
+    def reclaim(self, gpu: int, gi_ids: tuple[int, ...], what: str) -> MakeResult:
+        """Destroy idle instances made on demand (refused, changing nothing, if any is busy)."""
+        started = time.perf_counter()
+        with self._mutex:
+            mine = {gi for g, gi, _ in self._on_demand if g == gpu}
+            chosen = tuple(gi for gi in gi_ids if gi in mine)
+            why = self._retire(gpu, chosen) if chosen else "not made on demand"
+            if not why:
+                done, why = node_ops.change_gpus(self.node, {gpu: (chosen, ())}, what=what)[gpu]
+                if done:
+                    self._on_demand = {k for k in self._on_demand if not (k[0] == gpu and k[1] in chosen)}
+                    self._save_on_demand()
+        return MakeResult(not why, None, why, self.view(), time.perf_counter() - started)
+
+    def _retire(self, gpu: int, gi_ids: tuple[int, ...]) -> str:
+        """Stop the idle executors bound to devices of ``gi_ids``; a reason if one is in use."""
+        if not gi_ids:
+            return ""
+        gone = set(gi_ids)
+        uuids = {m.uuid for m in self.node.gpus[gpu].mig_devices() if m.gi_id in gone}
+        for uuid in uuids:
+            holder = node_ops.lease_holder(uuid)
+            if holder is not None:
+                return f"MIG device {uuid} is {node_ops.describe_holder(holder)}"
+        victims = [pid for pid, uuid in node_ops.executors().items() if uuid in uuids]
+        left = node_ops.stop_executors(victims)
+        if left:
+            return f"idle executor(s) {', '.join(map(str, left))} did not stop"
+        return ""
+
+    def _retire_idle(self, instances: list[tuple[int, int]]) -> bool:
+        """Stop idle executors on ``(gpu, gi_id)`` instances nobody leases; whether any was stopped."""
+        by_gi = {(m.gpu_index, m.gi_id): m.uuid for g in self.node.gpus for m in g.mig_devices()}
+        uuids = {by_gi[k] for k in instances if k in by_gi}
+        idle = {u for u in uuids if node_ops.lease_holder(u) is None}
+        victims = [pid for pid, uuid in node_ops.executors().items() if uuid in idle]
+        if victims:
+            node_ops.stop_executors(victims)
+        return bool(victims)
+
+    def _load_on_demand(self) -> set[tuple[int, int, int]]:
+        try:
+            data = json.loads((node_ops.ray_dir() / "ondemand.json").read_text())
+            return {(int(a), int(b), int(c)) for a, b, c in data}
+        except (OSError, ValueError, TypeError):
+            return set()
+
+    def _save_on_demand(self) -> None:
+        from migctl.sim.state import atomic_write_json
+
+        atomic_write_json(node_ops.ray_dir() / "ondemand.json", sorted(self._on_demand))
+
+    # -- cluster layout commands --------------------------------------------------------------
+
+    def plan(self, text: str, source: str, name: str | None) -> NodeOutcome:
+        return self._guarded("plan", lambda: self._plan(text, source, name))
+
+    def apply(self, text: str, source: str, name: str | None, wait_s: float) -> NodeOutcome:
+        return self._guarded("apply", lambda: self._apply(text, source, name, wait_s))
+
+    def check(self, text: str, source: str, name: str | None) -> NodeOutcome:
+        return self._guarded("assert", lambda: self._check(text, source, name))
+
+    def _plan(self, text: str, source: str, name: str | None) -> NodeOutcome:
+        ok, data, why = node_ops.plan_config(self.node, text, source, name)
+        return NodeOutcome(self.header(), ok, "planned" if ok else "refused", why, data)
+
+    def _apply(self, text: str, source: str, name: str | None, wait_s: float) -> NodeOutcome:
+        with self._mutex:
+            result, data, why = node_ops.apply_config(self.node, text, source, name, wait_s)
+            if result == "refused" and self._retire_idle(node_ops.busy_in_plan(self.node, text, source, name)):
+                # Idle migctl.ray executors (no lease: no task running) were all that stood in the way.
+                result, data, why = node_ops.apply_config(self.node, text, source, name, wait_s)
+        return NodeOutcome(self.header(), result in ("applied", "unchanged"), result, why, data)
+
+    def _check(self, text: str, source: str, name: str | None) -> NodeOutcome:
+        matches, data = node_ops.assert_config(self.node, text, source, name)
+        differs = [f"GPU {g['gpu']}: " + "; ".join(g["differences"]) for g in data["gpus"] if g["differences"]]
+        return NodeOutcome(self.header(), matches, "matches" if matches else "differs", " | ".join(differs), data)
+
+    def _guarded(self, command: str, fn: Any) -> NodeOutcome:
+        started = time.perf_counter()
+        if self.no_gpus:
+            return NodeOutcome(self.header(), True, "skipped", f"no GPUs here: {self.no_gpus}")
+        try:
+            out: NodeOutcome = fn()
+        except MigctlError as exc:
+            out = NodeOutcome(self.header(), False, "refused" if exc.exit_code in (2, 4, 5) else "failed", str(exc))
+        return NodeOutcome(out.node, out.ok, out.result, out.detail, out.data, time.perf_counter() - started)

@@ -1,0 +1,169 @@
+"""The on-demand placement policy (core/ondemand.py): every answer is a legal create that touches
+only idle instances, it finds room whenever room exists, and it keeps room that first-fit wastes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from migctl.core.geometry import GiProfile, GpuGeometry, Occupant, Placement
+from migctl.core.ondemand import (
+    Creation,
+    GpuRoom,
+    Slot,
+    Want,
+    drain_target,
+    free_slices_total,
+    is_plain,
+    place,
+    smallest_fitting,
+    usable_free_slices,
+    wanted_profile,
+)
+from migctl.sim.catalog import models
+
+GEOS = {key: models()[key].geometry() for key in ("h20", "a30", "a100-40gb", "h100-80gb")}
+STATES = ("idle", "running", "pinned")
+
+
+@st.composite
+def rooms(draw: st.DrawFn) -> tuple[GpuGeometry, list[GpuRoom]]:
+    geo = GEOS[draw(st.sampled_from(sorted(GEOS)))]
+    out = []
+    for index in range(draw(st.integers(1, 3))):
+        occupants: list[Occupant] = []
+        slots = []
+        for gi in range(draw(st.integers(0, 7))):
+            prof = draw(st.sampled_from(geo.profiles))
+            free = geo.free_placements(occupants, prof)
+            if not free:
+                continue
+            at = draw(st.sampled_from(free))
+            occupants.append(Occupant(prof.id, at))
+            slots.append(Slot(gi, prof.id, at, draw(st.sampled_from(STATES)), draw(st.integers(0, 5))))
+        out.append(GpuRoom(("node", index), geo, tuple(slots)))
+    return geo, out
+
+
+def by_name(name: str) -> Want:
+    return lambda geo: geo.find(name)
+
+
+def check_creation(room: GpuRoom, made: Creation, profile: GiProfile) -> None:
+    """The create is legal next to what stays, and only idle instances go."""
+    gone = set(made.destroy)
+    assert all(s.state == "idle" for s in room.slots if s.gi_id in gone)
+    assert room.geometry.why_not(list(room.occupants(frozenset(gone))), profile, made.placement) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(rooms(), st.data(), st.booleans())
+def test_every_answer_is_a_legal_create_that_spares_busy_instances(
+    world: tuple[GpuGeometry, list[GpuRoom]], data: st.DataObject, reshape: bool
+) -> None:
+    geo, all_rooms = world
+    profile = data.draw(st.sampled_from(geo.profiles))
+    for policy in ("migctl", "first-fit"):
+        made = place(all_rooms, by_name(profile.name), policy, reshape=reshape)
+        fits_free = any(geo.free_placements(list(r.occupants()), profile) for r in all_rooms)
+        if made is None:
+            assert not fits_free  # complete: room on some GPU is always found
+            if reshape:  # even removing every idle instance would not make room
+                for r in all_rooms:
+                    idle = frozenset(s.gi_id for s in r.slots if s.state == "idle")
+                    assert not geo.free_placements(list(r.occupants(idle)), profile)
+            continue
+        room = next(r for r in all_rooms if r.key == made.key)
+        assert made.profile_id == profile.id
+        check_creation(room, made, profile)
+        if fits_free:
+            assert made.destroy == ()  # nothing is destroyed while free slices suffice
+
+
+@settings(max_examples=100, deadline=None)
+@given(rooms(), st.data())
+def test_a_drain_never_waits_on_a_pinned_instance(
+    world: tuple[GpuGeometry, list[GpuRoom]], data: st.DataObject
+) -> None:
+    geo, all_rooms = world
+    profile = data.draw(st.sampled_from(geo.profiles))
+    drain = drain_target(all_rooms, by_name(profile.name))
+    if drain is None:
+        return
+    room = next(r for r in all_rooms if r.key == drain.key)
+    blockers = {s.gi_id: s for s in room.slots if s.gi_id in drain.blockers}
+    assert all(s.state != "pinned" for s in blockers.values())
+    assert all(s.gi_id in drain.blockers for s in room.slots if s.placement.overlaps(drain.placement))
+    assert geo.can_place(list(room.occupants(frozenset(drain.blockers))), profile, drain.placement)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(sorted(GEOS)), st.integers(1, 200 * 1024))
+def test_memory_requests_get_the_smallest_plain_profile_that_fits(key: str, memory_mib: int) -> None:
+    geo = GEOS[key]
+    chosen = smallest_fitting(geo, memory_mib)
+    fitting = [p for p in geo.profiles if is_plain(p) and p.memory_mib >= memory_mib]
+    if chosen is None:
+        assert not fitting
+        return
+    assert chosen.memory_mib >= memory_mib and is_plain(chosen)
+    assert chosen.memory_mib == min(p.memory_mib for p in fitting)
+    assert wanted_profile(geo, None, memory_mib) == chosen
+
+
+def test_migctl_keeps_the_room_first_fit_wastes() -> None:
+    """A 1g.12gb then a 4g.48gb (which only starts at slice 0) on one H20."""
+    geo = GEOS["h20"]
+    results = {}
+    for policy in ("migctl", "first-fit"):
+        room = GpuRoom("gpu0", geo)
+        small = place([room], by_name("1g.12gb"), policy)
+        assert small is not None
+        room = GpuRoom("gpu0", geo, (Slot(1, small.profile_id, small.placement, "running"),))
+        results[policy] = (small.placement, place([room], by_name("4g.48gb"), policy))
+    assert results["first-fit"][0] == Placement(0, 1) and results["first-fit"][1] is None
+    assert results["migctl"][0] == Placement(6, 1)  # where nvidia-smi would put it
+    made = results["migctl"][1]
+    assert made is not None and made.placement == Placement(0, 4)
+
+
+def test_best_fit_packs_small_instances_to_leave_a_whole_gpu() -> None:
+    geo = GEOS["h20"]
+    one = by_name("1g.12gb")
+    used = GpuRoom(("n", 0), geo, (Slot(1, 19, Placement(6, 1), "running"),))
+    empty = GpuRoom(("n", 1), geo)
+    made = place([empty, used], one, "migctl")
+    assert made is not None and made.key == ("n", 0)  # not the empty GPU, whatever the order
+    assert place([empty, used], one, "first-fit") == Creation(("n", 1), 19, Placement(0, 1))
+
+
+def test_reshape_takes_the_fewest_idle_instances_and_prefers_the_lower_ranked() -> None:
+    geo = GEOS["h20"]
+    slots = tuple(Slot(i, 19, Placement(i, 1), "idle" if i in (0, 1, 4, 5) else "running", rank=10 - i)
+                  for i in range(7))
+    room = GpuRoom(("n", 0), geo, slots)
+    made = place([room], by_name("2g.24gb"), "migctl", reshape=True)
+    assert made is not None and len(made.destroy) == 2
+    assert set(made.destroy) == {4, 5}  # the pair ranked first (made on demand, idle longest)
+    assert place([room], by_name("2g.24gb"), "migctl", reshape=False) is None
+    assert free_slices_total([room]) == 1  # slice 7: a 1g.12gb cannot use it
+
+
+@pytest.mark.parametrize("state", ["running", "pinned"])
+def test_busy_instances_are_never_reshaped(state: str) -> None:
+    geo = GEOS["h20"]
+    room = GpuRoom(("n", 0), geo, (Slot(0, 0, Placement(0, 8), state),))  # one 7g.96gb
+    assert place([room], by_name("1g.12gb"), "migctl", reshape=True) is None
+    drain = drain_target([room], by_name("1g.12gb"))
+    assert (drain is None) == (state == "pinned")
+
+
+def test_fragmentation_counts_only_slices_the_profile_could_use() -> None:
+    geo = GEOS["h20"]
+    ones = tuple(Slot(gi, 19, Placement(start, 1), "running") for gi, start in enumerate((1, 3, 5, 6)))
+    room = GpuRoom(("n", 0), geo, ones)  # free: 0, 2, 4 and 7; no two of them adjacent
+    assert place([room], by_name("2g.24gb"), "migctl") is None
+    # 2g.24gb starts at 0, 2 or 4: free slices 0, 2 and 4 would hold one, were they adjacent.
+    assert usable_free_slices([room], by_name("2g.24gb")) == (3, 2)
+    assert usable_free_slices([room], by_name("1g.12gb")) == (3, 1)  # slice 7 is no use to a 1g.12gb
