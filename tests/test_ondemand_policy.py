@@ -21,9 +21,9 @@ from migctl.core.ondemand import (
     usable_free_slices,
     wanted_profile,
 )
-from migctl.sim.catalog import models
+from migctl.device.simulated import model_geometry
 
-GEOS = {key: models()[key].geometry() for key in ("h20", "a30", "a100-40gb", "h100-80gb")}
+GEOS = {key: model_geometry(key) for key in ("h20", "a30", "a100-40gb", "h100-80gb")}
 STATES = ("idle", "running", "pinned")
 
 

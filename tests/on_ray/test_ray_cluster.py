@@ -45,7 +45,7 @@ def probe(seconds: float = 0.0, pid_file: str | None = None) -> dict[str, Any]:
     return {
         "uuid": uuid,
         "pid": os.getpid(),
-        "lease_pid": None if holder is None else holder.get("pid"),
+        "lease_pid": None if holder is None else holder.pid,
         "state_dir": os.environ.get("MIGCTL_STATE_DIR"),
         "device_uuid": os.environ.get("MIGCTL_DEVICE_UUID"),
         "profile": os.environ.get("MIGCTL_PROFILE"),
@@ -112,7 +112,7 @@ def test_missing_devices_are_made_on_demand_and_reclaimed_when_idle(ray_cluster:
         time.sleep(0.1)
     name = node_named(rc, json.loads(pid_file.read_text())["state_dir"])
     listed = json.loads(rc.cli("cluster", "status", "--json").stdout)
-    made = {(n["node_id"], x["gpu"]) for n in listed["nodes"] for x in n["on_demand"]}
+    made = {(n["node"]["node_id"], x["gpu"]) for n in listed["nodes"] for x in n["on_demand"]}
     assert (rc.node_ids[name], 0) in made
     big = ray.get(ref)
     assert devices_of(rc.node_status(name)).get(big["uuid"]) == "3g.48gb"
@@ -154,7 +154,8 @@ def test_kill_9_of_the_worker_releases_the_lease_within_seconds(
         time.sleep(0.1)
     seen = json.loads(pid_file.read_text())
     monkeypatch.setenv("MIGCTL_STATE_DIR", seen["state_dir"])
-    assert (leases.holder(seen["uuid"]) or {}).get("pid") == seen["pid"]
+    held = leases.holder(seen["uuid"])
+    assert held is not None and held.pid == seen["pid"]
     os.kill(seen["pid"], signal.SIGKILL)
     killed = time.monotonic()
     while leases.holder(seen["uuid"]) is not None:
@@ -201,9 +202,9 @@ def test_cluster_apply_assert_and_status_cover_every_node(ray_cluster: RayCluste
     bad = rc.cli("cluster", "apply", "-f", layouts, "-c", "nosuch")
     assert bad.returncode == 2 and "no config named 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
     status = json.loads(rc.cli("cluster", "status", "--json").stdout)
-    specs = sorted(n["sim_spec"] for n in status["nodes"])
+    specs = sorted(n["node"]["sim_spec"] for n in status["nodes"])
     assert specs == sorted(NODES.values())
-    names = {n["sim_spec"]: {g["name"] for g in n["gpus"]} for n in status["nodes"]}
+    names = {n["node"]["sim_spec"]: {g["name"] for g in n["status"]["gpus"]} for n in status["nodes"]}
     assert names["a30x1"] == {"NVIDIA A30"} and names["h20x1"] == {"NVIDIA H20"}
 
 

@@ -1,15 +1,31 @@
-"""``migctl ray up|down`` and ``migctl cluster status|plan|apply|assert`` (thin over migctl.ray)."""
+"""``migctl ray up|down`` and ``migctl cluster status|plan|apply|assert`` (thin over migctl.ray).
+
+Every result is a record of :mod:`migctl.records.cluster`; Ray, rich and the Ray front end are
+imported only when one of these commands runs.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from migctl.cli.app import JSON_OPTION, app, emit
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from migctl.records.cluster import (
+        AgentUp,
+        ClusterApplyReport,
+        ClusterAssertReport,
+        ClusterPlanReport,
+        ClusterStatusReport,
+        RayDownReport,
+        RayNode,
+        RayUpReport,
+    )
 
 ray_app = typer.Typer(help="Run migctl's agents and scheduler on a Ray cluster (docs/ray.md).", no_args_is_help=True)
 cluster_app = typer.Typer(help="Every Ray node's MIG layout: status, plan, apply, assert.", no_args_is_help=True)
@@ -27,9 +43,12 @@ def _address(address: str | None) -> str:
     return address or os.environ.get("RAY_ADDRESS") or "auto"
 
 
-def _node_title(h: Any) -> str:
-    sim = f"  sim {h['sim_spec']}" if h.get("sim_spec") else ""
-    return f"node {h['node_id'][:12]}  {h['hostname']}  {h['address']}{sim}"
+def _title(n: RayNode | AgentUp) -> str:
+    sim = f"  sim {n.sim_spec}" if n.sim_spec else ""
+    return f"node {n.node_id[:12]}  {n.hostname}  {n.address}{sim}"
+
+
+# -- ray up | down -------------------------------------------------------------------------------
 
 
 @ray_app.command("up")
@@ -44,29 +63,13 @@ def up(
     """Start migctl's agent on every Ray node (and later ones) and the cluster scheduler."""
     from migctl.ray import control
 
-    views = control.init(_address(address), placement=placement, reclaim_after_s=reclaim_after)
-    data = {
-        "nodes": [
-            {
-                "node_id": v.node_id,
-                "hostname": v.hostname,
-                "address": v.address,
-                "sim_spec": v.sim_spec,
-                "state_dir": v.state_dir,
-                "gpus": len(v.gpus),
-                "mig_devices": len(v.devices()),
-            }
-            for v in views
-        ]
-    }
+    emit(control.up(_address(address), placement=placement, reclaim_after_s=reclaim_after), render_up, json_out)
 
-    def render(console: Console, d: dict[str, Any]) -> None:
-        for n in d["nodes"]:
-            console.print(f"{_node_title(n)}: agent up, {n['gpus']} GPU(s), {n['mig_devices']} MIG device(s)",
-                          markup=False)
-        console.print(f"migctl scheduler up; {len(d['nodes'])} node(s)")
 
-    emit(data, render, json_out)
+def render_up(console: Console, report: RayUpReport) -> None:
+    for n in report.nodes:
+        console.print(f"{_title(n)}: agent up, {n.gpus} GPU(s), {n.mig_devices} MIG device(s)")
+    console.print(f"migctl scheduler up ({report.placement} placement); {len(report.nodes)} node(s)")
 
 
 @ray_app.command("down")
@@ -75,102 +78,124 @@ def down(address: str | None = ADDRESS_OPTION, json_out: bool = JSON_OPTION) -> 
     from migctl.ray import control
 
     control.connect(_address(address))
-    stopped = control.shutdown_actors()
-    emit({"stopped": stopped}, lambda c, d: c.print(f"stopped {len(d['stopped'])} migctl actor(s)"), json_out)
+    emit(control.down(), render_down, json_out)
+
+
+def render_down(console: Console, report: RayDownReport) -> None:
+    console.print(f"stopped {len(report.stopped)} migctl actor(s)")
+
+
+# -- cluster status | plan | apply | assert -----------------------------------------------------------
 
 
 @cluster_app.command("status")
 def status(address: str | None = ADDRESS_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Every Ray node's GPUs, instances and MIG devices, in one view."""
-    from migctl.cli.render import render_status
     from migctl.ray import cluster
 
-    nodes = cluster.status(_address(address))
-    data = {
-        "nodes": [
-            {**asdict(n.node), "on_demand": [{"gpu": g, "gpu_instance_id": i} for g, i in n.on_demand], **n.status}
-            for n in nodes
-        ]
-    }
-
-    def render(console: Console, d: dict[str, Any]) -> None:
-        for n in d["nodes"]:
-            console.rule(_node_title(n), align="left")
-            if "error" in n:
-                console.print(f"unreachable: {n['error']}", markup=False)
-                continue
-            render_status(console, n)
-            if n["on_demand"]:
-                made = ", ".join(f"GPU {x['gpu']} GI {x['gpu_instance_id']}" for x in n["on_demand"])
-                console.print(f"made on demand by migctl.ray: {made}", markup=False)
-        console.print(f"{len(d['nodes'])} node(s)")
-
-    emit(data, render, json_out)
+    emit(cluster.status(_address(address)), render_status, json_out)
 
 
-def _report(report: Any, json_out: bool) -> None:
-    data = {
-        "command": report.command,
-        "config": report.config,
-        "ok": report.ok,
-        "nodes": [
-            {**asdict(n.node), "ok": n.ok, "result": n.result, "detail": n.detail, "seconds": round(n.seconds, 3),
-             "report": n.data}
-            for n in report.nodes
-        ],
-    }
+def render_status(console: Console, report: ClusterStatusReport) -> None:
+    from migctl.cli.inspect_cmds import render_status as render_node
 
-    def render(console: Console, d: dict[str, Any]) -> None:
-        for n in d["nodes"]:
-            line = f"{_node_title(n)}: {n['result']}"
-            if n["result"] == "applied":
-                gpus = n["report"].get("gpus", [])
-                created = sum(g.get("created", 0) for g in gpus)
-                destroyed = sum(g.get("destroyed", 0) for g in gpus)
-                line += f" (created {created}, destroyed {destroyed}) in {n['seconds']:.2f} s"
-            if n["detail"]:
-                line += f": {n['detail']}"
-            console.print(line, markup=False)
-            if d["command"] == "plan":
-                for g in n["report"].get("gpus", []):
-                    steps = [f"{k} " + ", ".join(g[k]) for k in ("destroy", "create") if g.get(k)]
-                    what = "; ".join(steps) or g.get("refused") or g.get("note") or "nothing to do"
-                    console.print(f"    GPU {g['gpu']}: {what}", markup=False)
-        bad = sum(1 for n in d["nodes"] if not n["ok"])
-        console.print(f"{d['command']} {d['config']!r}: {len(d['nodes']) - bad} node(s) ok, {bad} failed")
+    for n in report.nodes:
+        console.rule(_title(n.node), align="left")
+        if n.status is None:
+            console.print(f"unreachable: {n.error}")
+            continue
+        render_node(console, n.status)
+        if n.on_demand:
+            made = ", ".join(f"GPU {x.gpu} GI {x.gpu_instance_id}" for x in n.on_demand)
+            console.print(f"made on demand by migctl.ray: {made}")
+    console.print(f"{len(report.nodes)} node(s)")
 
-    emit(data, render, json_out)
-    if not report.ok:
-        raise typer.Exit(10 if report.command == "assert" and all(
-            n.result in ("matches", "differs") for n in report.nodes) else 1)
+
+def _summary(console: Console, command: str, config: str, oks: list[bool]) -> None:
+    bad = oks.count(False)
+    console.print(f"{command} {config!r}: {len(oks) - bad} node(s) ok, {bad} failed")
+
+
+def render_plan(console: Console, report: ClusterPlanReport) -> None:
+    for n in report.nodes:
+        console.print(f"{_title(n.node)}: {n.result}" + (f": {n.detail}" if n.detail else ""))
+        for g in n.report.gpus if n.report is not None else ():
+            steps = [
+                f"{verb} " + ", ".join(f"{i.profile} at {i.placement}" for i in items)
+                for verb, items in (("destroy", g.destroy), ("create", g.create))
+                if items
+            ]
+            console.print(f"    GPU {g.gpu}: " + ("; ".join(steps) or g.refused or g.note or "nothing to do"))
+    _summary(console, "plan", report.config, [n.ok for n in report.nodes])
+
+
+def render_apply(console: Console, report: ClusterApplyReport) -> None:
+    for n in report.nodes:
+        line = f"{_title(n.node)}: {n.result}"
+        if n.result == "applied" and n.report is not None:
+            created = sum(g.created for g in n.report.gpus)
+            destroyed = sum(g.destroyed for g in n.report.gpus)
+            line += f" (created {created}, destroyed {destroyed}) in {n.seconds:.2f} s"
+        console.print(line + (f": {n.detail}" if n.detail else ""))
+    _summary(console, "apply", report.config, [n.ok for n in report.nodes])
+
+
+def render_assert(console: Console, report: ClusterAssertReport) -> None:
+    for n in report.nodes:
+        console.print(f"{_title(n.node)}: {n.result}" + (f": {n.detail}" if n.detail else ""))
+    _summary(console, "assert", report.config, [n.ok for n in report.nodes])
+
+
+def _exit(ok: bool, assert_differs: bool = False) -> None:
+    """0 when every node succeeded; ``assert``: 10 when some node differs and all could be checked; else 1."""
+    if not ok:
+        raise typer.Exit(10 if assert_differs else 1)
 
 
 @cluster_app.command("plan")
-def plan(file: str = FILE_OPTION, name: str | None = NAME_OPTION, address: str | None = ADDRESS_OPTION,
-         json_out: bool = JSON_OPTION) -> None:
+def plan(
+    file: str = FILE_OPTION,
+    name: str | None = NAME_OPTION,
+    address: str | None = ADDRESS_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
     """What apply would do on each node, changing nothing."""
     from migctl.ray import _node_ops, cluster
 
     text, source = _node_ops.read_config(file, name)
-    _report(cluster.plan(text, source, name, _address(address)), json_out)
+    report = cluster.plan(text, source, name, _address(address))
+    emit(report, render_plan, json_out)
+    _exit(report.ok)
 
 
 @cluster_app.command("apply")
-def apply(file: str = FILE_OPTION, name: str | None = NAME_OPTION, address: str | None = ADDRESS_OPTION,
-          wait: float = typer.Option(60.0, "--wait", metavar="SECONDS", help="How long each node waits for its lock."),
-          json_out: bool = JSON_OPTION) -> None:
+def apply(
+    file: str = FILE_OPTION,
+    name: str | None = NAME_OPTION,
+    address: str | None = ADDRESS_OPTION,
+    wait: float = typer.Option(60.0, "--wait", metavar="SECONDS", help="How long each node waits for its lock."),
+    json_out: bool = JSON_OPTION,
+) -> None:
     """Apply a layout on every node at once, each node as on one (plan, transaction, journal)."""
     from migctl.ray import _node_ops, cluster
 
     text, source = _node_ops.read_config(file, name)
-    _report(cluster.apply(text, source, name, _address(address), wait), json_out)
+    report = cluster.apply(text, source, name, _address(address), wait)
+    emit(report, render_apply, json_out)
+    _exit(report.ok)
 
 
 @cluster_app.command("assert")
-def assert_cmd(file: str = FILE_OPTION, name: str | None = NAME_OPTION, address: str | None = ADDRESS_OPTION,
-               json_out: bool = JSON_OPTION) -> None:
+def assert_cmd(
+    file: str = FILE_OPTION,
+    name: str | None = NAME_OPTION,
+    address: str | None = ADDRESS_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
     """Exit 0 if every node matches the layout, else 10 (1 if a node could not be checked)."""
     from migctl.ray import _node_ops, cluster
 
     text, source = _node_ops.read_config(file, name)
-    _report(cluster.check(text, source, name, _address(address)), json_out)
+    report = cluster.check(text, source, name, _address(address))
+    emit(report, render_assert, json_out)
+    _exit(report.ok, all(n.result in ("matches", "differs", "skipped") for n in report.nodes))

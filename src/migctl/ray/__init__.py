@@ -14,10 +14,9 @@ from __future__ import annotations
 from migctl.ray.api import MigActorClass, MigRemoteFunction, remote
 from migctl.ray.control import init, shutdown_actors
 from migctl.ray.errors import MigRequestError, MigUnavailableError, MigWorkerDiedError, RayNotAvailableError
-from migctl.ray.types import ClusterReport, DeviceRef, Grant, MigRequest, NodeView, SchedulerConfig
+from migctl.ray.types import DeviceRef, Grant, MigRequest, NodeView, SchedulerConfig
 
 __all__ = [
-    "ClusterReport",
     "DeviceRef",
     "Grant",
     "MigActorClass",

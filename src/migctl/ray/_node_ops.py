@@ -21,17 +21,23 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psutil
 
 from migctl.core.geometry import GpuGeometry, Placement
 from migctl.core.layout import Target, TargetInstance
 from migctl.device import Gpu, Node, open_node
-from migctl.errors import MigctlError, UsageError
+from migctl.errors import MigctlError
 from migctl.ray.types import DeviceRef, DeviceView, GpuView, InstanceView, NodeView
+
+if TYPE_CHECKING:
+    from migctl.ops.leases import Lease
+    from migctl.ops.plan import NodePlan
+    from migctl.records.common import Holder
+    from migctl.records.inspect import StatusReport
+    from migctl.records.layouts import ApplyReport, AssertReport, PlanReport
 
 
 def _nvml_error() -> type[Exception]:
@@ -100,39 +106,44 @@ def device_env(dev: DeviceRef) -> dict[str, str]:
     return launch_env(MigDeviceInfo(dev.gpu, 0, dev.uuid, dev.gi_id, dev.ci_id, dev.profile, dev.memory_mib))
 
 
-def take_lease(uuid: str, command: str) -> Any | None:
+def take_lease(uuid: str, command: str) -> Lease | None:
     """The migctl lease on ``uuid`` for this process (``None`` if someone holds it)."""
     from migctl.ops import leases
 
     return leases.try_acquire(uuid, command=command)
 
 
-def lease_holder(uuid: str) -> dict[str, Any] | None:
+def lease_holder(uuid: str) -> Holder | None:
     from migctl.ops import leases
 
     return leases.holder(uuid)
 
 
-def describe_holder(info: dict[str, Any]) -> str:
+def describe_holder(holder: Holder | None) -> str:
     from migctl.ops import leases
 
-    return leases.describe_holder(info)
+    return "free" if holder is None else leases.describe_holder(holder)
 
 
-def register_process(uuid: str, pid: int) -> None:
-    """Record ``pid`` on MIG device ``uuid`` as CUDA would when it creates a context (simulator only)."""
+def register_process(uuid: str, pid: int, node: Node | None = None) -> None:
+    """Make ``pid`` a process on MIG device ``uuid`` as CUDA does when it creates its context.
+
+    Through the node's platform: a record on a simulated node, nothing on real GPUs (CUDA
+    registers the process itself). A device that went meanwhile is nothing to be seen on.
+    """
     import pynvml
 
-    from migctl.device.nvml import open_nvml
     from migctl.device.process import ProcessRegistry
 
-    nvml = open_nvml()
+    mine = node is None
+    here = open_local_node() if node is None else node
     try:
-        ProcessRegistry(nvml).register(uuid, pid)
-    except pynvml.NVMLError:  # the device went meanwhile: nothing to be seen on
+        ProcessRegistry(here.nvml).register(uuid, pid)
+    except pynvml.NVMLError:
         pass
     finally:
-        nvml.shutdown()
+        if mine:
+            here.close()
 
 
 def mark_executor(uuid: str, pid: int, job: str, actor_name: str) -> Path:
@@ -194,7 +205,7 @@ def stop_executors(pids: list[int], wait_s: float = 8.0) -> list[int]:
     for p in alive:
         uuid = notes.get(p.pid, ("", ""))[0]
         holder = lease_holder(uuid) if uuid else None
-        if holder is not None and holder.get("pid") == p.pid:
+        if holder is not None and holder.pid == p.pid:
             continue  # it started a task meanwhile: never kill a running task
         with contextlib.suppress(psutil.Error):
             p.kill()
@@ -222,21 +233,24 @@ def _running(p: psutil.Process) -> bool:
 
 
 class DeviceProbe:
-    """Whether a MIG device still exists (an executor checks after taking the lease)."""
+    """This node's NVML, kept open by an executor: does its MIG device still exist (checked after
+    taking the lease), and registering the executor on it."""
 
     def __init__(self) -> None:
-        from migctl.device.nvml import open_nvml
-
-        self.nvml = open_nvml()
+        self.node = open_local_node()
 
     def exists(self, uuid: str) -> bool:
         import pynvml
 
+        nvml = self.node.nvml
         try:
-            self.nvml.read("nvmlDeviceGetHandleByUUID", uuid)
+            nvml.read(nvml.lib.nvmlDeviceGetHandleByUUID, uuid)
         except pynvml.NVMLError:
             return False
         return True
+
+    def register(self, uuid: str, pid: int) -> None:
+        register_process(uuid, pid, self.node)
 
 
 # -- the node's state -------------------------------------------------------------------------
@@ -258,9 +272,10 @@ def node_view(node: Node, node_id: str, on_demand: set[tuple[int, int, int]]) ->
     ``on_demand`` holds ``(gpu, gi_id, placement start)`` of the instances made on demand.
     """
     from migctl.ops import journal, leases
+    from migctl.ops.busy import node_leases
 
     taken_at = time.time()  # before reading: a view is as old as its first read
-    held = leases.holders()
+    held = node_leases()
     bound = executors()
     gpus = []
     for gpu in node.gpus:
@@ -277,7 +292,7 @@ def node_view(node: Node, node_id: str, on_demand: set[tuple[int, int, int]]) ->
             words = ""
             info = held.get(m.uuid)
             if info is not None:
-                holder_pid = info.get("pid") if isinstance(info.get("pid"), int) else -1
+                holder_pid = info.pid if info.pid is not None else -1
                 words = leases.describe_holder(info)
             else:
                 other = next(
@@ -303,10 +318,10 @@ def node_view(node: Node, node_id: str, on_demand: set[tuple[int, int, int]]) ->
         gpus.append(GpuView(gpu.index, gpu.name, bool(mode.current), geometry, instances))
     return NodeView(
         node_id=node_id,
-        address=_address(),
+        address=address(),
         hostname=socket.gethostname(),
         simulated=node.is_simulator,
-        sim_spec=os.environ.get("MIGCTL_SIM") or None,
+        sim_spec=sim_spec(),
         state_dir=str(state_root()),
         gpus=tuple(gpus),
         taken_at=taken_at,
@@ -314,7 +329,13 @@ def node_view(node: Node, node_id: str, on_demand: set[tuple[int, int, int]]) ->
     )
 
 
-def _address() -> str:
+def sim_spec() -> str | None:
+    """This node's simulator spec (``MIGCTL_SIM`` in the node's environment), if simulated."""
+    return os.environ.get("MIGCTL_SIM") or None
+
+
+def address() -> str:
+    """This node's IP address as Ray knows it."""
     try:
         import ray
 
@@ -341,8 +362,11 @@ def change_gpus(
     instance is never destroyed: that GPU is refused instead), journaled, and rolled back if
     the driver fails part-way. Returns, per GPU, ``(done, why)``.
     """
-    from migctl.ops import apply as ops_apply
+    from migctl.ops.apply import apply
+    from migctl.ops.busy import node_leases
+    from migctl.ops.plan import NodePlan, plan_gpu, refusal_error
 
+    leases = node_leases()
     plans = []
     for gpu_index, (destroy, create) in sorted(changes.items()):
         gpu = node.gpus[gpu_index]
@@ -352,22 +376,20 @@ def change_gpus(
             if gi.id not in destroy
         ]
         target = Target(True, tuple(kept) + tuple(TargetInstance(pid, at, None) for pid, at in create))
-        plans.append(ops_apply.plan_gpu(gpu, target))
-    node_plan = ops_apply.NodePlan(what, "migctl.ray", plans)
+        plans.append(plan_gpu(gpu, target, leases))
+    node_plan = NodePlan(what, "migctl.ray", tuple(plans))
     if node_plan.refusals:
         # apply refuses the whole node when one GPU refuses: apply the others, refuse that one.
-        refused = {
-            g.gpu: str(ops_apply.refuse(ops_apply.NodePlan(what, "migctl.ray", [g]))) for g in node_plan.refusals
-        }
+        refused = {g.gpu: str(refusal_error(NodePlan(what, "migctl.ray", (g,)))) for g in node_plan.refusals}
         rest = {k: v for k, v in changes.items() if k not in refused}
         others = change_gpus(node, rest, what=what, wait_s=wait_s) if rest else {}
         return {**others, **{k: (False, why) for k, why in refused.items()}}
     try:
-        report = ops_apply.apply(node, node_plan, parallel=True, wait_s=wait_s)
+        report = apply(node, node_plan, parallel=True, wait_s=wait_s)
     except MigctlError as exc:
         return {k: (False, str(exc)) for k in changes}
     out: dict[int, tuple[bool, str]] = {}
-    for o in report.outcomes:
+    for o in report.gpus:
         ok = o.result in ("applied", "unchanged")
         out[o.gpu] = (ok, "" if ok else f"{o.result}: {o.detail}")
     for k in changes:
@@ -395,76 +417,46 @@ def gi_at(node: Node, gpu_index: int, placement: Placement) -> int | None:
 # -- layouts from a mig-parted file (cluster plan / apply / assert) ----------------------------
 
 
-def _node_plan(node: Node, text: str, source: str, name: str | None) -> Any:
+def read_config(path: str, name: str | None = None) -> tuple[str, str]:
+    """The text of a mig-parted config file (``-``: stdin) and its name, checked (and ``name``
+    looked up) here, where the command runs, before any node sees it."""
+    from migctl.config import ConfigError, get_config, load_text
+    from migctl.ops.files import read_text, usage_error
+
+    text, source = read_text(path)
+    try:
+        spec = load_text(text, source)
+        if name is not None:
+            get_config(spec, name)
+    except ConfigError as exc:
+        raise usage_error(exc) from None
+    return text, source
+
+
+def _node_plan(node: Node, text: str, source: str, name: str | None) -> NodePlan:
     from migctl.config import ConfigError, load_text
-    from migctl.ops import apply as ops_apply
+    from migctl.ops.files import usage_error
+    from migctl.ops.plan import plan_node
 
     try:
         spec = load_text(text, source)
-        return ops_apply.plan_node(node, spec, name, list(node.gpus), source=source)
     except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        raise usage_error(exc) from None
+    return plan_node(node, spec, name, list(node.gpus), source=source)
 
 
-def _plan_json(np: Any) -> dict[str, Any]:
-    gpus = []
-    for g in np.gpus:
-        entry: dict[str, Any] = {"gpu": g.gpu, "name": g.name, "note": g.note, "mode_change": g.mode_change}
-        geo = g.geometry
+def plan_config(node: Node, text: str, source: str, name: str | None) -> PlanReport:
+    """``migctl plan`` on this node (``refused`` says whether some GPU refuses)."""
+    from migctl.ops.plan import plan_report
 
-        def name(pid: int, geo: GpuGeometry | None = geo) -> str:
-            return geo.by_id(pid).name if geo is not None else str(pid)
-
-        if g.refusal is not None:
-            entry["refused"] = g.refusal.reason
-            entry["busy"] = list(g.busy)
-        if g.plan is not None:
-            entry["keep"] = [f"{name(e.profile_id)} at {e.placement} (GI {e.gi_id})" for e in g.plan.keep]
-            entry["destroy"] = [f"{name(e.profile_id)} at {e.placement} (GI {e.gi_id})" for e in g.plan.destroy]
-            entry["create"] = [f"{name(c.profile_id)} at {c.placement}" for c in g.plan.create]
-            entry["recompute"] = [f"GI {r.instance.gi_id} -> {', '.join(r.compute)}" for r in g.plan.recompute]
-        gpus.append(entry)
-    return {"config": np.config, "source": np.source, "gpus": gpus, "refused": bool(np.refusals)}
+    return plan_report(_node_plan(node, text, source, name))
 
 
-def plan_config(node: Node, text: str, source: str, name: str | None) -> tuple[bool, dict[str, Any], str]:
-    """``migctl plan`` on this node: ``(ok, plan as JSON, why refused)``."""
-    from migctl.ops import apply as ops_apply
+def apply_config(node: Node, text: str, source: str, name: str | None, wait_s: float) -> ApplyReport:
+    """``migctl apply`` on this node; raises the refusal (nothing changed) as ``apply`` does."""
+    from migctl.ops.apply import apply
 
-    np = _node_plan(node, text, source, name)
-    data = _plan_json(np)
-    if np.refusals:
-        return False, data, str(ops_apply.refuse(np))
-    return True, data, ""
-
-
-def apply_config(
-    node: Node, text: str, source: str, name: str | None, wait_s: float
-) -> tuple[str, dict[str, Any], str]:
-    """``migctl apply`` on this node: ``(result, report as JSON, detail)``.
-
-    ``result`` is ``applied``, ``unchanged``, ``refused`` (nothing changed) or ``failed``.
-    """
-    from migctl.ops import apply as ops_apply
-
-    np = _node_plan(node, text, source, name)
-    if np.refusals:
-        return "refused", _plan_json(np), str(ops_apply.refuse(np))
-    report = ops_apply.apply(node, np, wait_s=wait_s)
-    data = {
-        "config": report.config,
-        "ok": report.ok,
-        "recovered": report.recovered,
-        "gpus": [asdict(o) for o in report.outcomes],
-    }
-    if not report.ok:
-        bad = [f"GPU {o.gpu}: {o.result}: {o.detail}" for o in report.outcomes if o.result not in _DONE]
-        return "failed", data, "; ".join(bad)
-    changed = any(o.result == "applied" for o in report.outcomes) or bool(report.recovered)
-    return ("applied" if changed else "unchanged"), data, ""
-
-
-_DONE = ("applied", "unchanged", "skipped")
+    return apply(node, _node_plan(node, text, source, name), wait_s=wait_s)
 
 
 def busy_in_plan(node: Node, text: str, source: str, name: str | None) -> list[tuple[int, int]]:
@@ -473,38 +465,21 @@ def busy_in_plan(node: Node, text: str, source: str, name: str | None) -> list[t
     return [(g.gpu, e.gi_id) for g in np.refusals if g.refusal is not None for e in g.refusal.busy]
 
 
-def assert_config(node: Node, text: str, source: str, name: str | None) -> tuple[bool, dict[str, Any]]:
-    """``migctl assert`` on this node: ``(matches, per-GPU differences)``."""
-    from migctl.ops import apply as ops_apply
+def assert_config(node: Node, text: str, source: str, name: str | None) -> AssertReport:
+    """``migctl assert`` on this node: each GPU's differences (none: it matches)."""
+    from migctl.ops.check import check
 
-    np = _node_plan(node, text, source, name)
-    diffs = ops_apply.check(np, node)
-    data = {"config": np.config, "gpus": [{"gpu": k, "differences": v} for k, v in diffs.items()]}
-    return not any(diffs.values()), data
+    return check(_node_plan(node, text, source, name), node)
 
 
-def status_json(node: Node) -> dict[str, Any]:
-    """What ``migctl status --json`` prints for this node."""
-    from migctl.ops import inspect, leases
+def status(node: Node) -> StatusReport:
+    """What ``migctl status`` shows for this node."""
+    from migctl.ops.busy import node_leases
+    from migctl.ops.inspect import status as inspect_status
 
-    return inspect.status(node, list(node.gpus), leases.holders())
+    return inspect_status(node, list(node.gpus), node_leases())
 
 
 def close(node: Node) -> None:
     with contextlib.suppress(Exception):
         node.close()
-
-
-def read_config(path: str, name: str | None = None) -> tuple[str, str]:
-    """The text of a mig-parted config file (``-``: stdin) and its name; checked here before any node sees it."""
-    from migctl.config import ConfigError, load_text
-    from migctl.config.load import get_config, read_source
-
-    try:
-        text, source = read_source(path)
-        spec = load_text(text, source)
-        if name is not None:
-            get_config(spec, name)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-    return text, source

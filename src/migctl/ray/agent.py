@@ -17,15 +17,24 @@ up a view); changes are serialised by a lock here and by the host lock between p
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from migctl.core.geometry import Placement
-from migctl.errors import MigctlError
+from migctl.errors import InUseError, MigctlError
 from migctl.ray import _node_ops as node_ops
-from migctl.ray.types import DeviceRef, NodeHeader, NodeOutcome, NodeStatus, NodeView
+from migctl.ray.types import DeviceRef, NodeView
+from migctl.records.cluster import (
+    ClusterNodeStatus,
+    NodeApplyOutcome,
+    NodeAssertOutcome,
+    NodePlanOutcome,
+    NodeResult,
+    OnDemandInstance,
+    RayNode,
+)
 
 
 @dataclass(frozen=True)
@@ -93,15 +102,13 @@ class NodeAgent:
             self._save_on_demand()
         return view
 
-    def header(self) -> NodeHeader:
-        view = self.view()
-        return NodeHeader(view.node_id, view.address, view.hostname, view.sim_spec)
+    def header(self) -> RayNode:
+        return RayNode(self.node_id, socket.gethostname(), node_ops.address(), node_ops.sim_spec())
 
-    def status(self) -> NodeStatus:
-        view = self.view()
-        header = NodeHeader(view.node_id, view.address, view.hostname, view.sim_spec)
-        made = tuple(sorted((gpu, gi) for gpu, gi, _ in self._on_demand))
-        return NodeStatus(header, node_ops.status_json(self.node), made)
+    def status(self) -> ClusterNodeStatus:
+        self.view()  # forgets on-demand instances that are gone
+        made = tuple(OnDemandInstance(gpu, gi) for gpu, gi, _ in sorted(self._on_demand))
+        return ClusterNodeStatus(self.header(), node_ops.status(self.node), None, made)
 
     # -- on-demand instances ---------------------------------------------------------------
 
@@ -206,38 +213,65 @@ class NodeAgent:
 
     # -- cluster layout commands --------------------------------------------------------------
 
-    def plan(self, text: str, source: str, name: str | None) -> NodeOutcome:
-        return self._guarded("plan", lambda: self._plan(text, source, name))
-
-    def apply(self, text: str, source: str, name: str | None, wait_s: float) -> NodeOutcome:
-        return self._guarded("apply", lambda: self._apply(text, source, name, wait_s))
-
-    def check(self, text: str, source: str, name: str | None) -> NodeOutcome:
-        return self._guarded("assert", lambda: self._check(text, source, name))
-
-    def _plan(self, text: str, source: str, name: str | None) -> NodeOutcome:
-        ok, data, why = node_ops.plan_config(self.node, text, source, name)
-        return NodeOutcome(self.header(), ok, "planned" if ok else "refused", why, data)
-
-    def _apply(self, text: str, source: str, name: str | None, wait_s: float) -> NodeOutcome:
-        with self._mutex:
-            result, data, why = node_ops.apply_config(self.node, text, source, name, wait_s)
-            if result == "refused" and self._retire_idle(node_ops.busy_in_plan(self.node, text, source, name)):
-                # Idle migctl.ray executors (no lease: no task running) were all that stood in the way.
-                result, data, why = node_ops.apply_config(self.node, text, source, name, wait_s)
-        return NodeOutcome(self.header(), result in ("applied", "unchanged"), result, why, data)
-
-    def _check(self, text: str, source: str, name: str | None) -> NodeOutcome:
-        matches, data = node_ops.assert_config(self.node, text, source, name)
-        differs = [f"GPU {g['gpu']}: " + "; ".join(g["differences"]) for g in data["gpus"] if g["differences"]]
-        return NodeOutcome(self.header(), matches, "matches" if matches else "differs", " | ".join(differs), data)
-
-    def _guarded(self, command: str, fn: Any) -> NodeOutcome:
+    def plan(self, text: str, source: str, name: str | None) -> NodePlanOutcome:
         started = time.perf_counter()
         if self.no_gpus:
-            return NodeOutcome(self.header(), True, "skipped", f"no GPUs here: {self.no_gpus}")
+            return NodePlanOutcome(self.header(), True, "skipped", self._no_gpus(), 0.0, None)
         try:
-            out: NodeOutcome = fn()
+            report = node_ops.plan_config(self.node, text, source, name)
         except MigctlError as exc:
-            out = NodeOutcome(self.header(), False, "refused" if exc.exit_code in (2, 4, 5) else "failed", str(exc))
-        return NodeOutcome(out.node, out.ok, out.result, out.detail, out.data, time.perf_counter() - started)
+            return NodePlanOutcome(self.header(), False, _failed(exc), str(exc), _since(started), None)
+        why = report.error.message if report.error is not None else ""
+        result: NodeResult = "refused" if report.refused else "planned"
+        return NodePlanOutcome(self.header(), not report.refused, result, why, _since(started), report)
+
+    def apply(self, text: str, source: str, name: str | None, wait_s: float) -> NodeApplyOutcome:
+        started = time.perf_counter()
+        if self.no_gpus:
+            return NodeApplyOutcome(self.header(), True, "skipped", self._no_gpus(), 0.0, None)
+        try:
+            with self._mutex:
+                try:
+                    report = node_ops.apply_config(self.node, text, source, name, wait_s)
+                except InUseError:
+                    busy = node_ops.busy_in_plan(self.node, text, source, name)
+                    if not self._retire_idle(busy):
+                        raise
+                    # Idle migctl.ray executors (no lease: no task running) were all that stood in the way.
+                    report = node_ops.apply_config(self.node, text, source, name, wait_s)
+        except MigctlError as exc:
+            return NodeApplyOutcome(self.header(), False, _failed(exc), str(exc), _since(started), None)
+        if not report.ok:
+            bad = [f"GPU {o.gpu}: {o.result}: {o.detail}" for o in report.gpus if o.result not in _DONE]
+            hooks = ["the apply-exit hook failed"] if report.exit_hook_failed else []
+            return NodeApplyOutcome(self.header(), False, "failed", "; ".join(bad + hooks), _since(started), report)
+        changed = any(o.result == "applied" for o in report.gpus) or bool(report.recovered)
+        result: NodeResult = "applied" if changed else "unchanged"
+        return NodeApplyOutcome(self.header(), True, result, "", _since(started), report)
+
+    def check(self, text: str, source: str, name: str | None) -> NodeAssertOutcome:
+        started = time.perf_counter()
+        if self.no_gpus:
+            return NodeAssertOutcome(self.header(), True, "skipped", self._no_gpus(), 0.0, None)
+        try:
+            report = node_ops.assert_config(self.node, text, source, name)
+        except MigctlError as exc:
+            return NodeAssertOutcome(self.header(), False, _failed(exc), str(exc), _since(started), None)
+        differs = " | ".join(f"GPU {g.gpu}: " + "; ".join(g.differences) for g in report.gpus if g.differences)
+        result: NodeResult = "matches" if report.matches else "differs"
+        return NodeAssertOutcome(self.header(), report.matches, result, differs, _since(started), report)
+
+    def _no_gpus(self) -> str:
+        return f"no GPUs here: {self.no_gpus}"
+
+
+_DONE = ("applied", "unchanged", "skipped")
+
+
+def _failed(exc: MigctlError) -> NodeResult:
+    """A node's command that raised: ``refused`` when nothing was changed by design, else ``failed``."""
+    return "refused" if exc.exit_code in (2, 4, 5) else "failed"
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)

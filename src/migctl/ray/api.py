@@ -215,7 +215,7 @@ def _bind_actor(grant: Grant) -> None:
         os.environ.update(node_ops.device_env(dev))
     lease = node_ops.take_lease(dev.uuid, f"ray actor {grant.claim_id}")
     if lease is None:
-        holder = node_ops.lease_holder(dev.uuid) or {}
+        holder = node_ops.lease_holder(dev.uuid)
         scheduler.release.remote(grant.claim_id, "busy")
         raise MigUnavailableError(f"MIG device {dev.uuid} is {node_ops.describe_holder(holder)}")
     _ACTOR_LEASE = lease

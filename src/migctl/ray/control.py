@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migctl.ray.errors import RayNotAvailableError
 from migctl.ray.types import NAMESPACE, SCHEDULER_NAME, NodeView, SchedulerConfig, agent_name
+
+if TYPE_CHECKING:
+    from migctl.records.cluster import RayDownReport, RayUpReport
 
 _lock = threading.Lock()
 _dispatchers: dict[str, Any] = {}
@@ -171,6 +174,25 @@ def init(
     if prestart:
         ray.get(d.prestart.remote(prestart, [v.node_id for v in views]))
     return views
+
+
+def up(address: str | None = None, *, placement: str = "migctl", reclaim_after_s: float = 60.0) -> RayUpReport:
+    """``migctl ray up``: :func:`init`, as a record."""
+    from migctl.records.cluster import AgentUp, RayUpReport
+
+    views = init(address, placement=placement, reclaim_after_s=reclaim_after_s)
+    nodes = tuple(
+        AgentUp(v.node_id, v.hostname, v.address, v.sim_spec, v.state_dir, len(v.gpus), len(v.devices()))
+        for v in views
+    )
+    return RayUpReport("first-fit" if placement == "first-fit" else "migctl", reclaim_after_s, nodes)
+
+
+def down() -> RayDownReport:
+    """``migctl ray down``: :func:`shutdown_actors`, as a record."""
+    from migctl.records.cluster import RayDownReport
+
+    return RayDownReport(tuple(shutdown_actors()))
 
 
 def shutdown_actors() -> list[str]:

@@ -63,7 +63,7 @@ class Executor:
         os.environ[NOSET] = "1"
         node_ops.mark_executor(device.uuid, os.getpid(), job, self.name)
         self.probe, self.device = probe, device
-        node_ops.register_process(device.uuid, os.getpid())
+        probe.register(device.uuid, os.getpid())
         return os.getpid()
 
     def run(self, meta: tuple[str, str], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -73,8 +73,7 @@ class Executor:
         os.environ["CUDA_VISIBLE_DEVICES"] = uuid  # whatever a previous task did to it
         lease = node_ops.take_lease(uuid, f"ray task {label}")
         if lease is None:
-            holder = node_ops.lease_holder(uuid) or {}
-            raise DeviceBusyError(f"MIG device {uuid} is {node_ops.describe_holder(holder)}")
+            raise DeviceBusyError(f"MIG device {uuid} is {node_ops.describe_holder(node_ops.lease_holder(uuid))}")
         if self.probe is not None and not self.probe.exists(uuid):  # destroyed since it was granted
             lease.release()
             raise DeviceBusyError(f"MIG device {uuid} no longer exists")

@@ -7,8 +7,8 @@ and the pure policy can use them without starting anything.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from migctl.core.geometry import GpuGeometry, Placement
 
@@ -141,47 +141,6 @@ class Grant:
     device: DeviceRef
     waited_s: float
     made: bool = False  # created (or reshaped) on demand for this request
-
-
-# -- cluster-wide layout operations --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeHeader:
-    node_id: str
-    address: str
-    hostname: str
-    sim_spec: str | None
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    node: NodeHeader
-    status: dict[str, Any]  # what ``migctl status --json`` prints for that node
-    on_demand: tuple[tuple[int, int], ...] = ()  # (gpu, gi_id) made by migctl.ray
-
-
-@dataclass(frozen=True)
-class NodeOutcome:
-    """One node's part of ``migctl cluster plan|apply|assert``."""
-
-    node: NodeHeader
-    ok: bool
-    result: str  # planned, refused, applied, unchanged, failed, matches, differs, unreachable
-    detail: str = ""
-    data: dict[str, Any] = field(default_factory=dict)  # the node's own JSON (plan, apply report, diffs)
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class ClusterReport:
-    command: str
-    config: str
-    nodes: tuple[NodeOutcome, ...]
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.nodes) and all(n.ok for n in self.nodes)
 
 
 # -- configuration ---------------------------------------------------------------------------

@@ -18,7 +18,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.records import batch, boot, doctor, errors, inspect, layouts, lifecycle, parity, run, schedulers
+from migctl.records import (
+    batch,
+    boot,
+    cluster,
+    doctor,
+    errors,
+    inspect,
+    layouts,
+    lifecycle,
+    parity,
+    run,
+    schedulers,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,14 @@ COMMANDS: tuple[CommandOutput, ...] = (
     ),
     CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
+    CommandOutput("ray up", cluster.RayUpReport, "The scheduler and every node's agent running ([ray.md](ray.md))."),
+    CommandOutput("ray down", cluster.RayDownReport, "The migctl actors stopped; MIG instances stay as they are."),
+    CommandOutput(
+        "cluster status", cluster.ClusterStatusReport, "Every Ray node's `status`, and what was made on demand."
+    ),
+    CommandOutput("cluster plan", cluster.ClusterPlanReport, "Each Ray node's `plan` of the layout."),
+    CommandOutput("cluster apply", cluster.ClusterApplyReport, "Each Ray node's `apply`, run there, in parallel."),
+    CommandOutput("cluster assert", cluster.ClusterAssertReport, "Each Ray node's `assert` of the layout."),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
 
