@@ -151,27 +151,88 @@ def create(
     with host_lock(wait_s):
         plans = [(gpu, plan_creates(gpu, requests, placement)) for gpu in gpus]
         what = "migctl create " + " ".join(str(r) for r in requests)
-        journals = [_journal_create(gpu, steps, compute_instance, what) for gpu, steps in plans]
-        undo = Undo()
-        made: list[CreatedInstance] = []
-        keep_journals = False
-        try:
-            for gpu, steps in plans:
-                for prof, where in steps:
-                    made.append(_create_one(gpu, prof, where, compute_instance, undo))
-        except _Failed as failed:
-            err = undo.failed(failed.exc, failed.action, failed.gpu.index)
-            keep_journals = not err.details.get("rolled_back", False)
-            raise err from None
-        except (KeyboardInterrupt, SystemExit):
-            note, complete = undo.note(plans[0][0].index)
-            keep_journals = not complete
-            raise Interrupted("interrupted: " + note + ("" if complete else "; then run migctl recover")) from None
-        finally:
-            if not keep_journals:
-                for path in journals:
-                    path.unlink(missing_ok=True)
-        return CreateReport(tuple(made))
+        return _create_planned(plans, compute_instance, what)
+
+
+def create_at(
+    node: Node,
+    wanted: Sequence[tuple[Gpu, int | str, Placement]],
+    *,
+    what: str = "migctl create",
+    wait_s: float | None = None,
+) -> CreateReport:
+    """Create GPU instances at placements the caller chose, each with its default compute instance:
+    on one or several GPUs, under one host lock, journaled, all or nothing.
+
+    For a caller with its own placement policy (migctl.ray's on-demand instances, placed by
+    :mod:`migctl.core.ondemand` with the planner's order of preference): ``wanted`` holds
+    ``(gpu, profile, placement)``. Every placement is checked against the GPU as it is under
+    the lock, next to what it has and to the others asked for; one that is taken or illegal is
+    an :class:`~migctl.errors.InsufficientResourcesError` naming it, and nothing is created.
+    An earlier create or apply that a crash cut short is finished or rolled back first (as
+    ``apply`` does), so its journal is never overwritten. Existing instances are never touched.
+
+    >>> create_at(node, [(node.gpus[0], "1g.12gb", Placement(6, 1))])     # doctest: +SKIP
+    CreateReport(created=(CreatedInstance(gpu=0, gpu_instance_id=13, ...),))
+    """
+    from migctl.ops.recover import recover_locked
+
+    if not wanted:
+        return CreateReport(())
+    with host_lock(wait_s, what):
+        recover_locked(node)
+        by_gpu: dict[int, tuple[Gpu, list[tuple[GiProfile, Placement]]]] = {}
+        for gpu, key, where in wanted:
+            by_gpu.setdefault(gpu.index, (gpu, []))[1].append((_profile_of(gpu, key), where))
+        plans = [(gpu, _check_placed(gpu, steps)) for gpu, steps in by_gpu.values()]
+        return _create_planned(plans, True, what)
+
+
+def _profile_of(gpu: Gpu, key: int | str) -> GiProfile:
+    require_mig_enabled(gpu)
+    return resolve_profile(gpu, gpu.geometry(), key)
+
+
+def _check_placed(gpu: Gpu, steps: list[tuple[GiProfile, Placement]]) -> list[tuple[GiProfile, Placement]]:
+    """Every placement free and legal next to the GPU's instances and the others asked for."""
+    geometry = gpu.geometry()
+    occupants = [Occupant(g.profile_id, g.placement) for g in gpu.gpu_instances()]
+    for prof, where in steps:
+        why = geometry.why_not(occupants, prof, where)
+        if why is not None:
+            raise InsufficientResourcesError(
+                f"GPU {gpu.index}: {prof.name} at {where}: {why}",
+                hint=explain_space(gpu, geometry) + "; nothing was created",
+            )
+        occupants.append(Occupant(prof.id, where))
+    return steps
+
+
+def _create_planned(
+    plans: Sequence[tuple[Gpu, Sequence[tuple[GiProfile, Placement]]]], compute_instance: bool, what: str
+) -> CreateReport:
+    """Journal each GPU, create every instance in order, undo them all if the driver fails (lock held)."""
+    journals = [_journal_create(gpu, steps, compute_instance, what) for gpu, steps in plans]
+    undo = Undo()
+    made: list[CreatedInstance] = []
+    keep_journals = False
+    try:
+        for gpu, steps in plans:
+            for prof, where in steps:
+                made.append(_create_one(gpu, prof, where, compute_instance, undo))
+    except _Failed as failed:
+        err = undo.failed(failed.exc, failed.action, failed.gpu.index)
+        keep_journals = not err.details.get("rolled_back", False)
+        raise err from None
+    except (KeyboardInterrupt, SystemExit):
+        note, complete = undo.note(plans[0][0].index)
+        keep_journals = not complete
+        raise Interrupted("interrupted: " + note + ("" if complete else "; then run migctl recover")) from None
+    finally:
+        if not keep_journals:
+            for path in journals:
+                path.unlink(missing_ok=True)
+    return CreateReport(tuple(made))
 
 
 def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: bool, undo: Undo) -> CreatedInstance:
@@ -192,7 +253,7 @@ def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: b
 
 
 def _journal_create(
-    gpu: Gpu, steps: list[tuple[GiProfile, Placement]], compute_instance: bool, what: str
+    gpu: Gpu, steps: Sequence[tuple[GiProfile, Placement]], compute_instance: bool, what: str
 ) -> Path:
     """Journal the create, so a ``kill -9`` half-way is finished by ``migctl recover``."""
     before = journal.pinned(True, existing_instances(gpu, None))
