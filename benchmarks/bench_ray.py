@@ -161,6 +161,7 @@ def scheduler_stats() -> dict[str, Any]:
     from migctl.ray.types import NAMESPACE, SCHEDULER_NAME
 
     s = ray.get_actor(SCHEDULER_NAME, namespace=NAMESPACE)
+    s.forget.remote()  # each run starts from what the scheduler knows at start-up
     return stats_summary(ray.get(s.get_stats.remote(True)))
 
 

@@ -8,12 +8,14 @@ carries the answer out through migctl's own operations (planned, journaled apply
 
 Two policies:
 
-* ``"migctl"``: best fit. Among the GPUs where the profile fits without destroying anything,
-  the one left with the fewest free memory slices (pack small instances together, so whole
-  GPUs stay free for the largest profiles), then the one with the most placements of any
-  profile still possible afterwards. Within the GPU the product planner chooses the
-  placement (the driver's own order of preference: the placement that blocks the fewest
-  still-possible placements).
+* ``"migctl"``: keep room for the largest profiles. Within each GPU the product planner
+  chooses the placement (the driver's own order of preference: the placement that blocks the
+  fewest still-possible placements; a lone 1g goes to slice 6, leaving 0-3 for a 3g or 4g).
+  Among the GPUs, the one where that create costs the least room for the largest profiles:
+  the fewest placements lost of the largest placement size, then of the next size, and so
+  on (a 1g goes on a GPU already in use rather than on an empty one, which keeps its 7g;
+  then where it keeps an aligned half free for a 3g). Ties go to the GPU left with the
+  fewest free memory slices (best fit).
 * ``"first-fit"``: the first GPU (in the order given) where the profile fits, at the lowest
   free placement. This is what a naive allocator (and the DRA driver's users report) does;
   it is here as the baseline the benchmark measures fragmentation against.
@@ -144,12 +146,31 @@ def _where(policy: Policy, room: GpuRoom, profile: GiProfile, without: frozenset
     return _planned(room.geometry, tuple(sorted(occupants, key=lambda o: (o.placement, o.profile_id))), profile.id)
 
 
-def _left_after(room: GpuRoom, without: frozenset[int], profile: GiProfile, at: Placement) -> tuple[int, int]:
-    """(free slices, -placements of any profile still possible) after the create: lower is better."""
-    after = [*room.occupants(without), Occupant(profile.id, at)]
-    free = len(room.geometry.free_slices(after))
-    options = sum(len(room.geometry.free_placements(after, p)) for p in room.geometry.profiles)
-    return free, -options
+#: Placement sizes (memory slices) every GPU's costs are compared on, largest first, so that GPUs of
+#: different models (8 slices, 4 on an A30) compare the same sizes; a size not listed comes after.
+_SIZES = (8, 4, 2, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _by_size(geometry: GpuGeometry) -> tuple[tuple[GiProfile, ...], ...]:
+    """The GPU's profiles grouped by placement size: one group per size of :data:`_SIZES`
+    (empty if the GPU has none), then any other sizes, largest first."""
+    others = sorted({p.placement_size for p in geometry.profiles} - set(_SIZES), reverse=True)
+    return tuple(tuple(p for p in geometry.profiles if p.placement_size == size) for size in (*_SIZES, *others))
+
+
+def _starts(geometry: GpuGeometry, occupants: Sequence[Occupant], group: Sequence[GiProfile]) -> int:
+    return len({at.start for p in group for at in geometry.free_placements(occupants, p)})
+
+
+def _left_after(room: GpuRoom, without: frozenset[int], profile: GiProfile, at: Placement) -> tuple[int, ...]:
+    """What the create costs, lower is better: per placement size (largest first) the placements
+    it makes impossible, then the free memory slices left."""
+    geometry = room.geometry
+    before = list(room.occupants(without))
+    after = [*before, Occupant(profile.id, at)]
+    lost = tuple(_starts(geometry, before, g) - _starts(geometry, after, g) for g in _by_size(geometry))
+    return (*lost, len(geometry.free_slices(after)))
 
 
 def place(rooms: Sequence[GpuRoom], want: Want, policy: Policy = "migctl", *, reshape: bool = False) -> Creation | None:
@@ -165,7 +186,7 @@ def place(rooms: Sequence[GpuRoom], want: Want, policy: Policy = "migctl", *, re
 
 
 def _place_free(rooms: Sequence[GpuRoom], want: Want, policy: Policy) -> Creation | None:
-    best: tuple[tuple[int, int, int], Creation] | None = None
+    best: tuple[tuple[int, ...], Creation] | None = None
     for order, room in enumerate(rooms):
         profile = want(room.geometry)
         if profile is None:

@@ -182,8 +182,58 @@ def executors() -> dict[int, str]:
     return {pid: uuid for pid, (uuid, _) in executor_notes().items()}
 
 
+def retire(uuids: set[str], wait_s: float = 8.0) -> dict[str, str]:
+    """Stop the executors bound to MIG devices ``uuids``, so the devices can be destroyed.
+
+    Each device's lease is taken first, so no task can start on it meanwhile (an executor that
+    meets the held lease gives the task back to be placed elsewhere; it never runs). Idle
+    executors are then killed at once (``ray.kill``: no graceful exit, which takes a second per
+    process), and the lease is given back once they are gone. Returns the devices that could
+    not be retired, and why (a task or someone else holds the lease; a process did not exit).
+    """
+    import ray
+
+    from migctl.ray.types import NAMESPACE
+
+    refused: dict[str, str] = {}
+    if not uuids:
+        return refused
+    notes = executor_notes()
+    held: list[Lease] = []
+    procs: dict[str, list[psutil.Process]] = {}
+    try:
+        for uuid in sorted(uuids):
+            lease = take_lease(uuid, "migctl.ray agent: retiring this device's idle executors")
+            if lease is None:
+                refused[uuid] = f"MIG device {uuid} is {describe_holder(lease_holder(uuid))}"
+                continue
+            held.append(lease)
+            for pid, (bound, name) in notes.items():
+                if bound != uuid:
+                    continue
+                with contextlib.suppress(psutil.Error):
+                    procs.setdefault(uuid, []).append(psutil.Process(pid))
+                try:
+                    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+                except Exception:  # no such actor (any more), or Ray unreachable: SIGKILL it
+                    with contextlib.suppress(psutil.Error):
+                        psutil.Process(pid).kill()
+        for uuid, ps in procs.items():
+            left = _wait_gone(ps, wait_s)
+            if left:
+                refused[uuid] = f"executor(s) {', '.join(str(p.pid) for p in left)} of {uuid} did not exit"
+    finally:
+        for lease in held:
+            lease.release()
+    return refused
+
+
 def stop_executors(pids: list[int], wait_s: float = 8.0) -> list[int]:
-    """Ask idle executors to exit (a clean actor exit), SIGKILL the ones that do not; returns any left."""
+    """Ask idle executors to exit (a clean actor exit), SIGKILL the ones that do not; returns any left.
+
+    For ``cluster apply``, which does not go through the scheduler: the graceful exit lets a
+    task already queued on the executor fail before it starts (its dispatcher retries it).
+    """
     import ray
 
     from migctl.ray.types import NAMESPACE
@@ -219,7 +269,7 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
     deadline = time.monotonic() + timeout
     left = [p for p in procs if _running(p)]
     while left and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
         left = [p for p in left if _running(p)]
     return left
 
@@ -395,6 +445,51 @@ def change_gpus(
     for k in changes:
         out.setdefault(k, (False, "not applied"))
     return out
+
+
+def create_instances(node: Node, asks: list[tuple[int, int, Placement]], what: str) -> list[DeviceRef | str]:
+    """Create instances at the placements asked, ``(gpu, profile_id, placement)`` each: one
+    journaled, all-or-nothing :func:`~migctl.ops.create.create_at` for the whole node. If that is
+    refused (a placement was taken meanwhile) or fails, each GPU is tried alone, so only the GPU
+    concerned fails. Returns per ask its MIG device, or why it was not made."""
+    from migctl.ops.create import create_at
+
+    def once(chosen: list[int]) -> dict[int, DeviceRef | str]:
+        wanted = [(node.gpus[asks[i][0]], asks[i][1], asks[i][2]) for i in chosen]
+        try:
+            report = create_at(node, wanted, what=what)
+        except MigctlError as exc:
+            return {i: str(exc) for i in chosen}
+        found = {(c.gpu, c.placement): c for c in report.created}
+        out: dict[int, DeviceRef | str] = {}
+        for i in chosen:
+            c = found[(asks[i][0], asks[i][2])]
+            if c.uuid is None or c.compute_instance_id is None:
+                out[i] = f"GPU {c.gpu}: GI {c.gpu_instance_id} was made without a compute instance"
+                continue
+            memory = _geometry(node.gpus[c.gpu]).by_id(c.profile_id).memory_mib
+            out[i] = DeviceRef(c.uuid, c.gpu, c.gpu_instance_id, c.compute_instance_id, c.profile, memory)
+        return out
+
+    everything = list(range(len(asks)))
+    result = once(everything)
+    gpus = sorted({a[0] for a in asks})
+    if len(gpus) > 1 and all(isinstance(r, str) for r in result.values()):
+        result = {}
+        for gpu in gpus:
+            result.update(once([i for i in everything if asks[i][0] == gpu]))
+    return [result[i] for i in everything]
+
+
+def destroy_instances(node: Node, gpu: int, gi_ids: tuple[int, ...]) -> str:
+    """``migctl destroy`` of idle GPU instances (busy ones refuse it all); why not, or ``""``."""
+    from migctl.ops.destroy import destroy
+
+    try:
+        destroy(node, [node.gpus[gpu]], gi_ids=gi_ids)
+    except MigctlError as exc:
+        return str(exc)
+    return ""
 
 
 def device_at(node: Node, gpu_index: int, placement: Placement) -> DeviceRef | None:

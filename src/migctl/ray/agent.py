@@ -20,12 +20,11 @@ import json
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from migctl.core.geometry import Placement
 from migctl.errors import InUseError, MigctlError
 from migctl.ray import _node_ops as node_ops
-from migctl.ray.types import DeviceRef, NodeView
+from migctl.ray.types import Ask, ChangeResult, DeviceRef, Made, NodeView
 from migctl.records.cluster import (
     ClusterNodeStatus,
     NodeApplyOutcome,
@@ -37,26 +36,15 @@ from migctl.records.cluster import (
 )
 
 
-@dataclass(frozen=True)
-class MakeResult:
-    ok: bool
-    device: DeviceRef | None
-    why: str
-    view: NodeView
-    seconds: float = 0.0
-    retire_seconds: float = 0.0  # of which stopping the idle executors of destroyed instances
+@dataclass
+class _Batch:
+    """One caller's asks, waiting for the change that carries them out (possibly another caller's)."""
 
-
-@dataclass(frozen=True)
-class MakeManyResult:
-    """Per creation asked: whether it was made, its MIG device, why not; and the node after."""
-
-    oks: tuple[bool, ...]
-    devices: tuple[DeviceRef | None, ...]
-    whys: tuple[str, ...]
-    view: NodeView
-    seconds: float = 0.0
-    retire_seconds: float = 0.0
+    asks: list[Ask]
+    what: str
+    made: list[Made] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    done: bool = False
 
 
 class NodeAgent:
@@ -77,7 +65,9 @@ class NodeAgent:
                 raise
             self.node = node_ops.empty_node()
             self.no_gpus = str(exc.message)
-        self._mutex = threading.Lock()
+        self._mutex = threading.Lock()  # one change at a time (and the host lock between processes)
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Batch] = []  # asks waiting for the next change
         self._on_demand: set[tuple[int, int, int]] = self._load_on_demand()
 
     # -- reading ---------------------------------------------------------------------------
@@ -112,82 +102,105 @@ class NodeAgent:
 
     # -- on-demand instances ---------------------------------------------------------------
 
-    def make_many(
-        self, asks: list[tuple[int, int, Placement, tuple[int, ...]]], what: str
-    ) -> MakeManyResult:
-        """Several :meth:`make` at once, ``(gpu, profile_id, placement, destroy)`` each: one apply.
+    def make_many(self, asks: list[Ask], what: str) -> ChangeResult:
+        """Make the instances asked for (reshaping idle ones where an ask says so); one change.
 
-        GPUs are independent transactions of that apply: a GPU whose change is refused or fails
-        fails its own creations only.
+        Asks that arrive while a change runs wait and are then carried out together, as one
+        change: creates on free slices are one journaled, all-or-nothing ``create_at`` for the
+        node, GPUs with instances to destroy are one ``apply`` transaction each (planned from
+        the GPU as it is, busy instances refused). The executors of the devices to destroy are
+        stopped first, under their leases (no task can start on them meanwhile).
         """
         started = time.perf_counter()
-        whys = [""] * len(asks)
-        devices: list[DeviceRef | None] = [None] * len(asks)
+        mine = _Batch(list(asks), what)
+        with self._queue_lock:
+            self._queue.append(mine)
         with self._mutex:
-            locked = time.perf_counter()
-            by_gpu: dict[int, list[int]] = {}
-            for i, (gpu, _, _, _) in enumerate(asks):
-                by_gpu.setdefault(gpu, []).append(i)
-            changes: dict[int, tuple[tuple[int, ...], tuple[tuple[int, Placement], ...]]] = {}
-            for gpu, idx in by_gpu.items():
-                destroy = tuple(sorted({gi for i in idx for gi in asks[i][3]}))
-                why = self._retire(gpu, destroy)
-                if why:
-                    for i in idx:
-                        whys[i] = why
-                    continue
-                changes[gpu] = (destroy, tuple((asks[i][1], asks[i][2]) for i in idx))
-            retired = time.perf_counter() - locked
-            done = node_ops.change_gpus(self.node, changes, what=what) if changes else {}
-            for gpu, (ok, why) in done.items():
-                destroyed = set(changes[gpu][0])
-                if ok:
-                    self._on_demand = {k for k in self._on_demand if not (k[0] == gpu and k[1] in destroyed)}
-                for i in by_gpu[gpu]:
-                    if not ok:
-                        whys[i] = why
-                        continue
-                    placement = asks[i][2]
-                    devices[i] = node_ops.device_at(self.node, gpu, placement)
-                    gi = node_ops.gi_at(self.node, gpu, placement)
-                    if devices[i] is None or gi is None:
-                        whys[i] = f"GPU {gpu}: the new instance at {placement} has no MIG device"
-                        devices[i] = None
-                    else:
-                        self._on_demand.add((gpu, gi, placement.start))
-            self._save_on_demand()
-        oks = tuple(d is not None for d in devices)
-        return MakeManyResult(oks, tuple(devices), tuple(whys), self.view(), time.perf_counter() - started, retired)
+            if not mine.done:  # nobody carried it out while we waited: carry out everything queued
+                with self._queue_lock:
+                    batches, self._queue = self._queue, []
+                self._change(batches, time.perf_counter() - started)
+        view = self.view()
+        return ChangeResult(tuple(mine.made), view, time.perf_counter() - started, tuple(mine.phases.items()))
 
-    def reclaim(self, gpu: int, gi_ids: tuple[int, ...], what: str) -> MakeResult:
+    def _change(self, batches: list[_Batch], queued: float) -> None:
+        asks = [(b, i, a) for b in batches for i, a in enumerate(b.asks)]
+        results: dict[tuple[int, int], Made] = {}
+        phases = {"queued": queued}
+        t = time.perf_counter()
+        # 1. The executors of devices about to be destroyed go first, under the devices' leases.
+        doomed: dict[int, set[int]] = {}
+        for _, _, a in asks:
+            doomed.setdefault(a.gpu, set()).update(a.destroy)
+        refused = self._retire({gpu: gis for gpu, gis in doomed.items() if gis})
+        phases["retire"] = time.perf_counter() - t
+        # 2. Plain creates on free slices: one create_at for the node.
+        t = time.perf_counter()
+        plain = [(b, i, a) for b, i, a in asks if not doomed.get(a.gpu) and a.gpu not in refused]
+        if plain:
+            out = node_ops.create_instances(self.node, [(a.gpu, a.profile_id, a.placement) for _, _, a in plain],
+                                            batches[0].what)
+            for (b, i, a), got in zip(plain, out, strict=True):
+                results[(id(b), i)] = self._made(a, got)
+        phases["create"] = time.perf_counter() - t
+        # 3. Reshapes: one apply transaction per GPU (destroy the idle instances, create the new ones).
+        t = time.perf_counter()
+        changes = {
+            gpu: (tuple(sorted(gis)), tuple((a.profile_id, a.placement) for _, _, a in asks if a.gpu == gpu))
+            for gpu, gis in doomed.items()
+            if gis and gpu not in refused
+        }
+        done = node_ops.change_gpus(self.node, changes, what=batches[0].what) if changes else {}
+        for gpu, (ok, why) in done.items():
+            if ok:
+                gone = set(changes[gpu][0])
+                self._on_demand = {k for k in self._on_demand if not (k[0] == gpu and k[1] in gone)}
+            for b, i, a in asks:
+                if a.gpu == gpu:
+                    dev = node_ops.device_at(self.node, gpu, a.placement) if ok else None
+                    results[(id(b), i)] = self._made(a, dev if dev is not None else (why or "no MIG device made"))
+        phases["reshape"] = time.perf_counter() - t
+        for b, i, a in asks:
+            if a.gpu in refused:
+                results[(id(b), i)] = Made(None, refused[a.gpu])
+        self._save_on_demand()
+        for b in batches:
+            b.made = [results.get((id(b), i), Made(None, "not carried out")) for i in range(len(b.asks))]
+            b.phases = dict(phases)
+            b.done = True
+
+    def _made(self, ask: Ask, got: DeviceRef | str) -> Made:
+        if isinstance(got, str):
+            return Made(None, got)
+        self._on_demand.add((got.gpu, got.gi_id, ask.placement.start))
+        return Made(got)
+
+    def reclaim(self, gpu: int, gi_ids: tuple[int, ...], what: str) -> ChangeResult:
         """Destroy idle instances made on demand (refused, changing nothing, if any is busy)."""
         started = time.perf_counter()
         with self._mutex:
             mine = {gi for g, gi, _ in self._on_demand if g == gpu}
             chosen = tuple(gi for gi in gi_ids if gi in mine)
-            why = self._retire(gpu, chosen) if chosen else "not made on demand"
+            why = self._retire({gpu: set(chosen)}).get(gpu, "") if chosen else "not made on demand"
             if not why:
-                done, why = node_ops.change_gpus(self.node, {gpu: (chosen, ())}, what=what)[gpu]
-                if done:
+                why = node_ops.destroy_instances(self.node, gpu, chosen)
+                if not why:
                     self._on_demand = {k for k in self._on_demand if not (k[0] == gpu and k[1] in chosen)}
                     self._save_on_demand()
-        return MakeResult(not why, None, why, self.view(), time.perf_counter() - started)
+        made = (Made(None, why),) if why else ()
+        return ChangeResult(made, self.view(), time.perf_counter() - started)
 
-    def _retire(self, gpu: int, gi_ids: tuple[int, ...]) -> str:
-        """Stop the idle executors bound to devices of ``gi_ids``; a reason if one is in use."""
-        if not gi_ids:
-            return ""
-        gone = set(gi_ids)
-        uuids = {m.uuid for m in self.node.gpus[gpu].mig_devices() if m.gi_id in gone}
-        for uuid in uuids:
-            holder = node_ops.lease_holder(uuid)
-            if holder is not None:
-                return f"MIG device {uuid} is {node_ops.describe_holder(holder)}"
-        victims = [pid for pid, uuid in node_ops.executors().items() if uuid in uuids]
-        left = node_ops.stop_executors(victims)
-        if left:
-            return f"idle executor(s) {', '.join(map(str, left))} did not stop"
-        return ""
+    def _retire(self, doomed: dict[int, set[int]]) -> dict[int, str]:
+        """Stop the executors of the devices of GPU instances ``doomed`` (per GPU); why per GPU refused."""
+        uuids: dict[str, int] = {}
+        for gpu, gis in doomed.items():
+            for m in self.node.gpus[gpu].mig_devices():
+                if m.gi_id in gis:
+                    uuids[m.uuid] = gpu
+        refused: dict[int, str] = {}
+        for uuid, why in node_ops.retire(set(uuids)).items():
+            refused.setdefault(uuids[uuid], why)
+        return refused
 
     def _retire_idle(self, instances: list[tuple[int, int]]) -> bool:
         """Stop idle executors on ``(gpu, gi_id)`` instances nobody leases; whether any was stopped."""

@@ -36,8 +36,53 @@ class Claim:
     kind: str  # task | actor
     label: str
     since: float  # time.time()
+    shape: str = ""  # what was asked for (MigRequest.describe()), for the estimates
     bound_pid: int | None = None  # an actor's process, once it took its lease
     bound_at: float = 0.0
+
+
+#: What a new device costs before anything was measured: a make on its node plus starting a
+#: worker process for it (Ray starts one in about a second on an idle machine).
+DEFAULT_NEW_DEVICE_S = 1.0
+
+
+@dataclass
+class Estimates:
+    """What the scheduler learns as it goes (moving averages): how long a task holds a device, per
+    profile asked for, and what a new device costs until a task can run on it (the node's make,
+    seen from the scheduler, plus the dispatcher binding a worker process to it)."""
+
+    run_s: dict[str, float] = field(default_factory=dict)
+    make_s: float = DEFAULT_NEW_DEVICE_S / 2
+    bind_s: float = DEFAULT_NEW_DEVICE_S / 2
+    weight: float = 0.2  # of each new measurement
+
+    def _mix(self, old: float, new: float) -> float:
+        return (1 - self.weight) * old + self.weight * max(0.0, new)
+
+    def ran(self, shape: str, seconds: float) -> None:
+        old = self.run_s.get(shape)
+        self.run_s[shape] = max(0.0, seconds) if old is None else self._mix(old, seconds)
+
+    def made(self, seconds: float) -> None:
+        self.make_s = self._mix(self.make_s, seconds)
+
+    def bound(self, seconds: float) -> None:
+        self.bind_s = self._mix(self.bind_s, seconds)
+
+    @property
+    def new_device_s(self) -> float:
+        return self.make_s + self.bind_s
+
+    def wait(self, shape: str, ahead: int, devices: int) -> float:
+        """Seconds until a device of ``shape`` reaches the request with ``ahead`` others before it
+        (infinite with no device, or before any task has finished)."""
+        run = self.run_s.get(shape)
+        if run is None and self.run_s:  # nothing learnt for this one yet: what the others' tasks took
+            run = sum(self.run_s.values()) / len(self.run_s)
+        if devices <= 0 or run is None:
+            return float("inf")
+        return (ahead + 1) * run / devices
 
 
 @dataclass
@@ -50,6 +95,7 @@ class Books:
     making: dict[GpuKey, list[Occupant]] = field(default_factory=dict)  # placements being created
     drains: dict[GpuKey, tuple[str, Drain]] = field(default_factory=dict)  # GPU -> (request id, drain)
     idle_since: dict[str, float] = field(default_factory=dict)  # UUID -> time.monotonic()
+    estimates: Estimates = field(default_factory=Estimates)
 
     # -- devices ---------------------------------------------------------------------------
 
@@ -95,6 +141,17 @@ class Books:
             if self.device_state(dev) == "idle" and not self.being_made(view.node_id, gpu.index, inst):
                 out.append((view, gpu, inst, dev))
         return out
+
+    def capacity(self, req: MigRequest) -> int:
+        """Devices of the profile ``req`` means that will serve waiting requests: idle ones and
+        those running tasks (they free up); not actors', retiring or held outside migctl.ray."""
+        return sum(
+            1
+            for view, gpu, inst, dev in self.devices()
+            if self.wants(req, gpu, inst)
+            and self.device_state(dev) != "pinned"
+            and not self.being_made(view.node_id, gpu.index, inst)
+        )
 
     def being_made(self, node_id: str, gpu: int, inst: InstanceView) -> bool:
         """Whether the instance is one a make in flight is creating (its requester gets it, no one else)."""
@@ -229,17 +286,19 @@ class Stats:
     fragmented: int = 0  # requests that waited while enough slices were free in aggregate
     waits: list[float] = field(default_factory=list)
     make_failures: list[str] = field(default_factory=list)
-    make_seconds: list[float] = field(default_factory=list)  # per make on a node (one round's batch)
-    retire_seconds: list[float] = field(default_factory=list)  # of which stopping idle executors
+    changes: list[tuple[tuple[str, float], ...]] = field(default_factory=list)  # each node change's phases
 
 
 def stats_summary(stats: Stats) -> dict[str, Any]:
     waits = sorted(stats.waits)
+    phases: dict[str, list[float]] = {}
+    for change in stats.changes:
+        for name, seconds in change:
+            phases.setdefault(name, []).append(seconds)
     return {
-        **{k: v for k, v in vars(replace(stats)).items()
-           if k not in ("waits", "make_failures", "make_seconds", "retire_seconds")},
-        "make_s_mean": sum(stats.make_seconds) / len(stats.make_seconds) if stats.make_seconds else 0.0,
-        "retire_s_mean": sum(stats.retire_seconds) / len(stats.retire_seconds) if stats.retire_seconds else 0.0,
+        **{k: v for k, v in vars(replace(stats)).items() if k not in ("waits", "make_failures", "changes")},
+        "node_changes": len(stats.changes),
+        "change_s_mean": {name: round(sum(v) / len(v), 3) for name, v in phases.items()},
         "mean_wait_s": sum(waits) / len(waits) if waits else 0.0,
         "max_wait_s": waits[-1] if waits else 0.0,
         "make_failures": stats.make_failures[-5:],

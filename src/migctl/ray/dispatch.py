@@ -137,8 +137,14 @@ class Dispatcher:
                 raise _cause(exc) from None
             outcome = "done"
             bound: _Bound | None = None
+            bind_s: float | None = None
             try:
-                bound = await self._executor(grant)
+                if grant.device.uuid not in self.bound:
+                    started = time.monotonic()
+                    bound = await self._executor(grant)
+                    bind_s = time.monotonic() - started
+                else:
+                    bound = await self._executor(grant)
                 bound.running += 1
                 return await bound.handle.run.remote((grant.device.uuid, req.label), fn[0], *args, **kwargs)
             except RayTaskError as exc:
@@ -151,8 +157,9 @@ class Dispatcher:
                 outcome = "worker died"
                 self.bound.pop(grant.device.uuid, None)
                 if _left_on_request(exc):
-                    # The node agent asked this idle executor to exit (its device was to be
-                    # destroyed) just before this task reached it: the task never ran there.
+                    # The node agent stopped this idle executor (its device was to be destroyed,
+                    # and the agent held the device's lease, so nothing could start on it) just
+                    # before this task reached it: the task never ran there.
                     continue
                 where = f"{grant.device.label()} {grant.device.uuid} on node {grant.node_id[:8]}"
                 deaths.append(f"the worker running {req.label} on {where} died ({_first_line(exc)})")
@@ -165,7 +172,7 @@ class Dispatcher:
                 if bound is not None:
                     bound.running -= 1
                     bound.last_used = time.monotonic()
-                self.scheduler.release.remote(grant.claim_id, outcome)
+                self.scheduler.release.remote(grant.claim_id, outcome, bind_s)
 
     async def _executor(self, grant: Grant) -> _Bound:
         found = self.bound.get(grant.device.uuid)
@@ -190,8 +197,10 @@ class Dispatcher:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        token = uuidlib.uuid4().hex
-        name = f"migctl-exec-{token}"
+        name = f"migctl-exec-{uuidlib.uuid4().hex}"
+        # One runtime_env for every executor of the job, and no other process of the job has it:
+        # Ray never gives an executor a worker that ran anything else (and a shared environment
+        # starts faster than one per executor).
         return (
             ray.remote(Executor)
             .options(
@@ -200,7 +209,7 @@ class Dispatcher:
                 num_cpus=0,
                 max_restarts=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-                runtime_env={"env_vars": {"MIGCTL_RAY_EXECUTOR": token, NOSET: "1"}},
+                runtime_env={"env_vars": {"MIGCTL_RAY_EXECUTOR": self.job, NOSET: "1"}},
             )
             .remote(name)
         )
@@ -226,9 +235,10 @@ class Dispatcher:
 
 
 def _left_on_request(exc: BaseException) -> bool:
-    """Whether an executor died by ``leave()`` (an intended exit) rather than by a crash or kill."""
+    """Whether an executor was stopped on purpose (``leave()``, or the agent's ``ray.kill`` while
+    it held the device's lease) rather than died by a crash or a kill -9."""
     text = str(exc)
-    return "INTENDED_USER_EXIT" in text or "exit_actor" in text
+    return "INTENDED_USER_EXIT" in text or "exit_actor" in text or "killed by `ray.kill`" in text
 
 
 def _cause(exc: Any) -> BaseException:

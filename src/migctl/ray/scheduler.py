@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migctl.core.ondemand import Creation, drain_target, place, wanted_profile
-from migctl.ray.book import Books, Claim, GpuKey, Stats, stats_summary
+from migctl.ray.book import Books, Claim, Estimates, GpuKey, Stats, stats_summary
 from migctl.ray.errors import MigRequestError, MigUnavailableError
-from migctl.ray.types import DeviceRef, Grant, MigRequest, NodeView, SchedulerConfig
+from migctl.ray.types import Ask, ChangeResult, DeviceRef, Grant, MigRequest, NodeView, SchedulerConfig
 
 
 @dataclass
@@ -48,6 +48,35 @@ class _Pending:
 
     def shape(self) -> tuple[Any, ...]:
         return (self.req.profile, self.req.memory_mib, self.req.dynamic)
+
+
+class _Supply:
+    """How soon each waiting shape gets a device without a new instance (one scheduling round).
+
+    A request is worth a new instance only if the devices of its profile (the busy ones free
+    up, the ones being made come up) would take longer to reach it than a new device takes to
+    be made and get a worker: ``(requests ahead + 1) x seconds a task holds a device / devices``
+    against :attr:`Estimates.new_device_s`. With no device, or nothing learnt yet about how long
+    its tasks run, it always is. This is what keeps a burst of short tasks on the devices it has
+    (making and starting a worker for a new one costs more than waiting a moment) and sizes a
+    profile's devices to its queue.
+    """
+
+    def __init__(self, estimates: Estimates, devices: dict[tuple[Any, ...], int]) -> None:
+        self.estimates = estimates
+        self.devices = devices
+        self.ahead: dict[tuple[Any, ...], int] = {}
+
+    def worth_making(self, p: _Pending) -> bool:
+        shape = p.shape()
+        ahead = self.ahead.get(shape, 0)
+        self.ahead[shape] = ahead + 1
+        wait = self.estimates.wait(p.req.describe(), ahead, self.devices.get(shape, 0))
+        return wait > self.estimates.new_device_s
+
+    def add(self, p: _Pending) -> None:
+        """``p`` gets a new device: one more for the requests of its shape behind it."""
+        self.devices[p.shape()] = self.devices.get(p.shape(), 0) + 1
 
 
 class Scheduler:
@@ -102,11 +131,19 @@ class Scheduler:
                 self.pending.remove(p)
                 self._drop_drains(p.request_id)
 
-    def release(self, claim_id: str, outcome: str = "done") -> None:
-        """End a claim (a task finished, failed, or its worker died)."""
+    def release(self, claim_id: str, outcome: str = "done", bind_s: float | None = None) -> None:
+        """End a claim (a task finished, failed, or its worker died).
+
+        ``bind_s``: how long the dispatcher took to get a worker process onto a device it had
+        none on (part of what a new device costs, :class:`~migctl.ray.book.Estimates`).
+        """
         claim = self.books.claims.pop(claim_id, None)
         if claim is None:
             return
+        if claim.kind == "task" and outcome == "done":
+            self.books.estimates.ran(claim.shape, time.time() - claim.since - (bind_s or 0.0))
+        if bind_s is not None:
+            self.books.estimates.bound(bind_s)
         self.books.by_uuid.pop(claim.uuid, None)
         self.books.idle_since[claim.uuid] = time.monotonic()
         if outcome == "busy":  # a lease held outside migctl.ray: leave the device until the next view
@@ -139,6 +176,10 @@ class Scheduler:
 
     def views(self) -> list[NodeView]:
         return [self.books.views[k] for k in sorted(self.books.views)]
+
+    def forget(self) -> None:
+        """Forget what was learnt about task and make times (benchmarks compare runs from the same start)."""
+        self.books.estimates = Estimates()
 
     def get_stats(self, reset: bool = False) -> Stats:
         out = self.stats
@@ -296,10 +337,13 @@ class Scheduler:
                 left.append(p)
         stuck: set[tuple[Any, ...]] = set()  # shapes no instance could be made for in this round
         drains_left = self._drain_budget()
+        supply = self._supply(left)
         for p in left:
             if p.shape() in stuck or p.future.done():
                 continue
             if self._try_drain(p):
+                continue
+            if not supply.worth_making(p):  # a device of its profile will be free before a new one is ready
                 continue
             rooms = self.books.rooms(p.request_id)
 
@@ -309,6 +353,7 @@ class Scheduler:
             creation = place(rooms, want, self.config.placement, reshape=True)
             if creation is not None:
                 self._make(p, creation)
+                supply.add(p)
                 continue
             if not p.fragmented and self.books.fragmented(p.req, rooms):
                 p.fragmented = True
@@ -320,9 +365,20 @@ class Scheduler:
                     self.books.drains[(node_id, gpu)] = (p.request_id, drain)
                     drains_left -= 1
                     if self._try_drain(p):
+                        supply.add(p)
                         continue
             stuck.add(p.shape())
         self._send_batches()
+
+    def _supply(self, left: list[_Pending]) -> _Supply:
+        """For each shape waiting in this round: its devices (busy ones will free), its makes in flight."""
+        devices: dict[tuple[Any, ...], int] = {}
+        for p in self.pending:
+            shape = p.shape()
+            devices.setdefault(shape, self.books.capacity(p.req))
+            if p.making:
+                devices[shape] += 1
+        return _Supply(self.books.estimates, devices)
 
     def _drain_budget(self) -> int:
         gpus = sum(len(v.gpus) for v in self.books.views.values())
@@ -355,7 +411,8 @@ class Scheduler:
             p.failures.append(f"{dev.uuid} was claimed already")
             p.retry_at = time.monotonic() + 0.1
             return
-        claim = Claim(f"c{next(self._ids)}", dev.uuid, node_id, p.req.kind, p.req.label, time.time())
+        claim = Claim(f"c{next(self._ids)}", dev.uuid, node_id, p.req.kind, p.req.label, time.time(),
+                      p.req.describe())
         self.books.claims[claim.claim_id] = claim
         self.books.by_uuid[dev.uuid] = claim.claim_id
         waited = time.monotonic() - p.enqueued
@@ -378,6 +435,9 @@ class Scheduler:
         view = self.books.views[node_id]
         gone = {d.uuid for g in view.gpus if g.index == gpu for i in g.instances if i.gi_id in creation.destroy
                 for d in i.devices}
+        claimed = gone & set(self.books.by_uuid)
+        if claimed:  # never: the policy reshapes idle instances only (the agent would refuse it anyway)
+            self.stats.make_failures.append(f"scheduler: asked to destroy claimed device(s) {sorted(claimed)}")
         self.books.making.setdefault(key, []).append(Occupant(creation.profile_id, creation.placement))
         self.books.retiring |= gone
         p.making = True
@@ -392,15 +452,16 @@ class Scheduler:
         from migctl.core.geometry import Occupant
 
         agent = self.agents[node_id]
-        asks = [(self.books.node_of_key(c.key)[1], c.profile_id, c.placement, c.destroy) for _, c, _ in items]
+        asks = [Ask(self.books.node_of_key(c.key)[1], c.profile_id, c.placement, c.destroy) for _, c, _ in items]
         labels = sorted({p.req.describe() for p, _, _ in items})
         what = f"migctl.ray: make {len(items)} instance(s) on demand ({', '.join(labels)})"
+        started = time.monotonic()
         try:
-            result = await agent.make_many.remote(asks, what)
+            result: ChangeResult = await agent.make_many.remote(asks, what)
             self._update(result.view)
-            self.stats.make_seconds.append(result.seconds)
-            self.stats.retire_seconds.append(result.retire_seconds)
-            outcomes = list(zip(result.oks, result.devices, result.whys, strict=True))
+            self.books.estimates.made(time.monotonic() - started)
+            self.stats.changes.append(result.phases)
+            outcomes = [(m.device is not None, m.device, m.why) for m in result.made]
         except Exception as exc:
             outcomes = [(False, None, f"{type(exc).__name__}: {exc}")] * len(items)
         for (p, creation, gone), (ok, device, why) in zip(items, outcomes, strict=True):
@@ -455,9 +516,11 @@ class Scheduler:
 
         async def run() -> None:
             try:
-                result = await agent.reclaim.remote(gpu, gi_ids, "migctl.ray: reclaim idle instances made on demand")
+                result: ChangeResult = await agent.reclaim.remote(
+                    gpu, gi_ids, "migctl.ray: reclaim idle instances made on demand"
+                )
                 self._update(result.view)
-                if result.ok:
+                if not result.made:
                     self.stats.reclaimed += len(gi_ids)
             except Exception as exc:
                 self.stats.make_failures.append(f"reclaim on node {node_id[:8]}: {exc}")

@@ -95,6 +95,40 @@ class DeviceRef:
         return f"GPU {self.gpu} GI {self.gi_id} CI {self.ci_id} ({self.profile})"
 
 
+# -- changing a node (scheduler -> agent) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Make one GPU instance of ``profile_id`` at ``placement`` on GPU ``gpu``, destroying the idle
+    GPU instances ``destroy`` first (a reshape; empty: a plain create on free slices)."""
+
+    gpu: int
+    profile_id: int
+    placement: Placement
+    destroy: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Made:
+    """What became of one :class:`Ask`: its MIG device, or why not."""
+
+    device: DeviceRef | None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """A node agent's answer to a batch of asks (or a reclaim), with its node as it is after."""
+
+    made: tuple[Made, ...]
+    view: NodeView
+    seconds: float
+    phases: tuple[tuple[str, float], ...] = ()
+    """Where the time went: ``queued`` (behind another change), ``retire`` (executors of destroyed
+    devices stopped), ``create`` (create_at), ``reshape`` (apply of the GPUs with destroys)."""
+
+
 # -- asking for a device --------------------------------------------------------------------
 
 _MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(gib|gb|mib|mb|g|m)?\s*", re.IGNORECASE)
