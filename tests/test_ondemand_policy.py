@@ -11,7 +11,9 @@ from migctl.core.geometry import GiProfile, GpuGeometry, Occupant, Placement
 from migctl.core.ondemand import (
     Creation,
     GpuRoom,
+    Policy,
     Slot,
+    SlotState,
     Want,
     drain_target,
     free_slices_total,
@@ -151,7 +153,7 @@ def test_reshape_takes_the_fewest_idle_instances_and_prefers_the_lower_ranked() 
 
 
 @pytest.mark.parametrize("state", ["running", "pinned"])
-def test_busy_instances_are_never_reshaped(state: str) -> None:
+def test_busy_instances_are_never_reshaped(state: SlotState) -> None:
     geo = GEOS["h20"]
     room = GpuRoom(("n", 0), geo, (Slot(0, 0, Placement(0, 8), state),))  # one 7g.96gb
     assert place([room], by_name("1g.12gb"), "migctl", reshape=True) is None
@@ -167,3 +169,54 @@ def test_fragmentation_counts_only_slices_the_profile_could_use() -> None:
     # 2g.24gb starts at 0, 2 or 4: free slices 0, 2 and 4 would hold one, were they adjacent.
     assert usable_free_slices([room], by_name("2g.24gb")) == (3, 2)
     assert usable_free_slices([room], by_name("1g.12gb")) == (3, 1)  # slice 7 is no use to a 1g.12gb
+
+
+def test_a_small_instance_keeps_the_aligned_half_a_3g_needs_where_first_fit_strands_it() -> None:
+    """GPU 0 has its lower half free (a 3g.48gb fits at 0); GPU 1 is scattered (no 3g fits). A 1g.12gb
+    then a 3g.48gb: migctl puts the 1g where it costs no 3g placement and both fit; first-fit puts it
+    on GPU 0 (the lowest GPU with room) and the 3g has nowhere to go."""
+    geo = GEOS["h20"]
+    three, one = geo.by_name("3g.48gb"), geo.by_name("1g.12gb")
+
+    def rooms(extra: dict[int, list[tuple[int, Placement]]]) -> list[GpuRoom]:
+        base = {0: [(three.id, Placement(4, 4))],
+                1: [(one.id, Placement(0, 1)), (one.id, Placement(2, 1)), (one.id, Placement(5, 1))]}
+        return [GpuRoom(("n", g), geo, tuple(Slot(i, pid, at, "running")
+                                             for i, (pid, at) in enumerate(base[g] + extra.get(g, []))))
+                for g in (0, 1)]
+
+    cases: tuple[tuple[Policy, bool], ...] = (("migctl", True), ("first-fit", False))
+    for policy, fits in cases:
+        small = place(rooms({}), by_name("1g.12gb"), policy)
+        assert small is not None
+        gpu = small.key[1]  # type: ignore[index]
+        assert gpu == (1 if policy == "migctl" else 0)
+        after = rooms({gpu: [(small.profile_id, small.placement)]})
+        assert (place(after, by_name("3g.48gb"), policy) is not None) == fits
+
+
+@settings(max_examples=100, deadline=None)
+@given(rooms(), st.data())
+def test_migctl_never_costs_a_largest_profile_placement_that_another_gpu_would_keep(
+    world: tuple[GpuGeometry, list[GpuRoom]], data: st.DataObject
+) -> None:
+    """If the chosen create makes a placement of the largest profile impossible, so would a create
+    of that profile on every other GPU with room (by the planner's own placement there)."""
+    geo, all_rooms = world
+    profile = data.draw(st.sampled_from(geo.profiles))
+    made = place(all_rooms, by_name(profile.name), "migctl")
+    if made is None:
+        return
+    largest = max(geo.profiles, key=lambda p: p.placement_size)
+
+    def keeps_largest(room: GpuRoom, at: Placement) -> bool:
+        before = list(room.occupants())
+        return len(geo.free_placements([*before, Occupant(profile.id, at)], largest)) == len(
+            geo.free_placements(before, largest))
+
+    chosen = next(r for r in all_rooms if r.key == made.key)
+    if keeps_largest(chosen, made.placement):
+        return
+    for room in all_rooms:
+        alone = place([room], by_name(profile.name), "migctl")  # the planner's placement on that GPU
+        assert alone is None or not keeps_largest(room, alone.placement)

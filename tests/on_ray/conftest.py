@@ -61,16 +61,42 @@ class RayCluster:
                               timeout=timeout, check=False)
 
     def node_status(self, name: str) -> dict[str, Any]:
-        """``migctl status --json`` on one node, run the way its admin would (its own state dir)."""
-        env = {**os.environ, "MIGCTL_STATE_DIR": str(self.state_dirs[name]), "MIGCTL_SIM": NODES[name]}
-        p = subprocess.run([sys.executable, "-m", "migctl", "status", "--json"], capture_output=True, text=True,
-                           env=env, timeout=60, check=True)
-        data: dict[str, Any] = json.loads(p.stdout)
+        """What ``migctl status --json`` shows on one node, read as its admin would (its own state dir)."""
+        from migctl import Node
+        from migctl.records import to_data
+
+        saved = os.environ.get("MIGCTL_STATE_DIR")
+        try:
+            with Node(sim=NODES[name], state_dir=self.state_dirs[name]) as node:
+                data: dict[str, Any] = to_data(node.status())
+        finally:
+            if saved is None:
+                os.environ.pop("MIGCTL_STATE_DIR", None)
+            else:
+                os.environ["MIGCTL_STATE_DIR"] = saved
         return data
 
-    def apply(self, config: str) -> None:
-        p = self.cli("cluster", "apply", "-f", str(self.layouts), "-c", config)
-        assert p.returncode == 0, p.stdout + p.stderr
+    def apply(self, config: str) -> dict[str, Any]:
+        """``cluster apply`` of a layout of :data:`LAYOUTS` through the Python API (the CLI's own
+        path is tested on its own); its record, as ``--json`` prints it, checked against the schema."""
+        from migctl.ray import cluster
+        from migctl.records import dumps
+
+        report = cluster.apply(LAYOUTS, str(self.layouts), config)
+        assert report.ok, dumps(report)
+        return valid("cluster apply", dumps(report))
+
+
+def valid(command: str, stdout: str) -> dict[str, Any]:
+    """The one JSON document a command printed, validated against the schema of its record."""
+    import jsonschema
+
+    from migctl.records.schema import by_command, command_schema
+
+    document: dict[str, Any] = json.loads(stdout)
+    schema = command_schema(by_command()[command].record)
+    jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+    return document
 
 
 def node_env(state_dir: Path, spec: str, **extra: str) -> dict[str, str]:
@@ -85,7 +111,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
 
     base = tmp_path_factory.mktemp("ray")
     dirs = {name: base / name for name in NODES}
-    common = {"include_dashboard": False, "object_store_memory": 80 * 1024 * 1024}
+    common: dict[str, Any] = {"include_dashboard": False, "object_store_memory": 80 * 1024 * 1024}
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
@@ -100,7 +126,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
             },
         },
     )
-    names = {"n0": cluster.head_node}
+    names: dict[str, Any] = {"n0": cluster.head_node}
     for name in ("n1", "n2"):
         names[name] = cluster.add_node(**common, num_cpus=1, env_vars=node_env(dirs[name], NODES[name]))
     cluster.wait_for_nodes()
@@ -113,4 +139,4 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         yield rc
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]

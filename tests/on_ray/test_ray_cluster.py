@@ -24,10 +24,11 @@ import migctl.ray
 from migctl.ops import leases
 from migctl.ray import MigRequestError, MigUnavailableError, MigWorkerDiedError
 
-from .conftest import NODES, RayCluster, node_env
+from .conftest import NODES, RayCluster, node_env, valid
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
+# One Ray cluster per test run: under pytest-xdist (--dist loadgroup) these tests share one worker.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 # The executors import the test's functions: ship them by value (the workers do not have tests/ on sys.path).
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -57,13 +58,15 @@ def probe(seconds: float = 0.0, pid_file: str | None = None) -> dict[str, Any]:
 task = migctl.ray.remote(mig="1g.12gb")(probe)
 
 
-@migctl.ray.remote(mig="1g.6gb", dynamic=False)
-class Holder:
+class _Holder:
     def __init__(self, tag: str) -> None:
         self.tag = tag
 
     def info(self) -> dict[str, Any]:
         return {**probe(), "tag": self.tag}
+
+
+Holder = migctl.ray.remote(mig="1g.6gb", dynamic=False)(_Holder)  # a MIG actor class
 
 
 def devices_of(status: dict[str, Any]) -> dict[str, str]:
@@ -111,7 +114,7 @@ def test_missing_devices_are_made_on_demand_and_reclaimed_when_idle(ray_cluster:
         assert time.monotonic() < deadline, "the task never started"
         time.sleep(0.1)
     name = node_named(rc, json.loads(pid_file.read_text())["state_dir"])
-    listed = json.loads(rc.cli("cluster", "status", "--json").stdout)
+    listed = valid("cluster status", rc.cli("cluster", "status", "--json").stdout)
     made = {(n["node"]["node_id"], x["gpu"]) for n in listed["nodes"] for x in n["on_demand"]}
     assert (rc.node_ids[name], 0) in made
     big = ray.get(ref)
@@ -190,18 +193,19 @@ def test_cluster_apply_assert_and_status_cover_every_node(ray_cluster: RayCluste
     rc.apply("empty")
     planned = rc.cli("cluster", "plan", "-f", layouts, "-c", "small", "--json")
     assert planned.returncode == 0, planned.stderr
-    plans = json.loads(planned.stdout)  # one JSON document for the whole cluster
+    plans = valid("cluster plan", planned.stdout)  # one JSON document for the whole cluster
     creates = sorted(len(g["create"]) for n in plans["nodes"] for g in n["report"]["gpus"])
     assert creates == [2, 3, 3]  # 2x 1g.6gb on the A30, 3x 1g.12gb on each H20, nothing changed yet
     p = rc.cli("cluster", "apply", "-f", layouts, "-c", "small")
     assert p.returncode == 0, p.stderr
     assert p.stdout.count("node ") == 3 and "3 node(s) ok, 0 failed" in p.stdout
-    assert rc.cli("cluster", "assert", "-f", layouts, "-c", "small").returncode == 0
+    matches = rc.cli("cluster", "assert", "-f", layouts, "-c", "small", "--json")
+    assert matches.returncode == 0 and valid("cluster assert", matches.stdout)["ok"] is True
     differs = rc.cli("cluster", "assert", "-f", layouts, "-c", "empty")
     assert differs.returncode == 10 and "differs" in differs.stdout
     bad = rc.cli("cluster", "apply", "-f", layouts, "-c", "nosuch")
     assert bad.returncode == 2 and "no config named 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
-    status = json.loads(rc.cli("cluster", "status", "--json").stdout)
+    status = valid("cluster status", rc.cli("cluster", "status", "--json").stdout)
     specs = sorted(n["node"]["sim_spec"] for n in status["nodes"])
     assert specs == sorted(NODES.values())
     names = {n["node"]["sim_spec"]: {g["name"] for g in n["status"]["gpus"]} for n in status["nodes"]}
@@ -278,3 +282,23 @@ def test_on_demand_never_reshapes_a_device_someone_else_is_using(ray_cluster: Ra
         for p in holders:
             p.kill()
             p.wait()
+
+
+def test_ray_down_stops_the_actors_and_ray_up_brings_them_back_for_running_jobs(ray_cluster: RayCluster) -> None:
+    """After ``migctl ray down`` (instances stay) and ``migctl ray up``, this job's MIG tasks run again."""
+    rc = ray_cluster
+    rc.apply("small")
+    down = rc.cli("ray", "down", "--json")
+    assert down.returncode == 0, down.stderr
+    stopped = valid("ray down", down.stdout)["stopped"]
+    assert "migctl-scheduler" in stopped and sum(name.startswith("migctl-agent-") for name in stopped) == 3
+    assert len(devices_of(rc.node_status("n0"))) == 3  # its instances are still there
+    up = rc.cli("ray", "up", "--reclaim-after", "2", "--json")
+    assert up.returncode == 0, up.stderr
+    nodes = valid("ray up", up.stdout)["nodes"]
+    assert sorted(n["sim_spec"] for n in nodes) == sorted(NODES.values())
+    assert {n["node_id"]: n["mig_devices"] for n in nodes}[rc.node_ids["n0"]] == 3
+    migctl.ray.init(reclaim_after_s=2.0, drain_after_s=0.3, executor_idle_s=60.0)  # the fixture's settings
+    again = ray.get(task.options(dynamic=False, timeout=60).remote(), timeout=120)
+    assert again["lease_pid"] == again["pid"]
+    assert again["uuid"] in devices_of(rc.node_status(node_named(rc, again["state_dir"])))

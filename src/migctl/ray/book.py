@@ -74,6 +74,11 @@ class Estimates:
     def new_device_s(self) -> float:
         return self.make_s + self.bind_s
 
+    def worth_making(self, shape: str, ahead: int, devices: int) -> bool:
+        """Whether a request with ``ahead`` others of ``shape`` before it, and ``devices`` devices
+        of that shape (busy ones free up, ones being made come up), gets one sooner by a new device."""
+        return self.wait(shape, ahead, devices) > self.new_device_s
+
     def wait(self, shape: str, ahead: int, devices: int) -> float:
         """Seconds until a device of ``shape`` reaches the request with ``ahead`` others before it
         (infinite with no device, or before any task has finished)."""

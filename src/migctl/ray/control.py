@@ -147,7 +147,7 @@ def init(
     reclaim_after_s: float = 60.0,
     drain_after_s: float = 2.0,
     executor_idle_s: float = 30.0,
-    prestart: int = 0,
+    prestart: int = 2,
     wait_s: float = 60.0,
 ) -> list[NodeView]:
     """Connect to Ray, start migctl's agent on every node and the scheduler; returns each node's view.
@@ -157,7 +157,9 @@ def init(
     ``placement``: ``"migctl"`` (best fit, planner placement) or ``"first-fit"``.
     ``reclaim_after_s``: destroy an instance made on demand once idle this long (negative: never).
     ``executor_idle_s``: stop a MIG task's worker process once idle this long.
-    ``prestart``: blank executor processes to keep ready per node for this job.
+    ``prestart``: blank executor processes to keep warm per node for this job (started in the
+    background, topped up as they are bound): a device made on demand gets a worker at once
+    instead of waiting for a new process (about a second each; Ray starts a few at a time).
     """
     if placement not in ("migctl", "first-fit"):
         from migctl.ray.errors import MigRequestError
@@ -171,8 +173,8 @@ def init(
     )
     views: list[NodeView] = ray.get(scheduler(config).start.remote(config, wait_s), timeout=wait_s + 30)
     d = dispatcher(executor_idle_s, prestart)
-    if prestart:
-        ray.get(d.prestart.remote(prestart, [v.node_id for v in views]))
+    if prestart:  # started in the background: init does not wait for worker processes
+        d.prestart.remote(prestart, [v.node_id for v in views if v.gpus])
     return views
 
 

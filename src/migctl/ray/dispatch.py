@@ -130,11 +130,23 @@ class Dispatcher:
 
         self._ensure_reaper()
         deaths: list[str] = []
+        lost = 0
         while True:
             try:
                 grant: Grant = await self.scheduler.acquire.remote(req)
             except RayTaskError as exc:
                 raise _cause(exc) from None
+            except RayActorError:
+                # The scheduler was stopped (migctl ray down) or lost with its node: find (or start)
+                # the one running now; its books are rebuilt from the agents' views.
+                lost += 1
+                if lost > 3:
+                    raise
+                from migctl.ray.control import scheduler
+
+                await asyncio.sleep(0.5 * lost)
+                self.scheduler = scheduler()
+                continue
             outcome = "done"
             bound: _Bound | None = None
             bind_s: float | None = None

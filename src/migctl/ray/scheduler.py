@@ -71,8 +71,7 @@ class _Supply:
         shape = p.shape()
         ahead = self.ahead.get(shape, 0)
         self.ahead[shape] = ahead + 1
-        wait = self.estimates.wait(p.req.describe(), ahead, self.devices.get(shape, 0))
-        return wait > self.estimates.new_device_s
+        return self.estimates.worth_making(p.req.describe(), ahead, self.devices.get(shape, 0))
 
     def add(self, p: _Pending) -> None:
         """``p`` gets a new device: one more for the requests of its shape behind it."""
