@@ -77,7 +77,7 @@ def demand(n: int, seed: int = 13) -> list[str]:
     return out
 
 
-def start_cluster(base: Path, nodes: int, spec: str, gpus_per_node: int) -> Any:
+def start_cluster(base: Path, nodes: int, spec: str, gpus_per_node: int, latency: str) -> Any:
     from ray.cluster_utils import Cluster
 
     def args(i: int) -> dict[str, Any]:
@@ -86,7 +86,8 @@ def start_cluster(base: Path, nodes: int, spec: str, gpus_per_node: int) -> Any:
             "resources": {"whole_gpu": gpus_per_node},
             "include_dashboard": False,
             "object_store_memory": 100 * 1024 * 1024,
-            "env_vars": {"MIGCTL_SIM": spec, "MIGCTL_STATE_DIR": str(base / f"node{i}")},
+            "env_vars": {"MIGCTL_SIM": spec, "MIGCTL_STATE_DIR": str(base / f"node{i}"),
+                         "MIGCTL_SIM_LATENCY": latency},
         }
 
     cluster = Cluster(initialize_head=True, head_node_args=args(0))
@@ -202,6 +203,8 @@ def load() -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 nodes x 2 H20s, 150 tasks")
+    parser.add_argument("--latency", default="none",
+                        help="the simulated GPUs' MIGCTL_SIM_LATENCY: none (default) or realistic (docs/simulator.md)")
     opts = parser.parse_args(argv)
     nodes, gpus, tasks, per_node = (2, 2, 150, 16) if opts.quick else (4, 8, 1000, 32)
     seconds = 0.2
@@ -220,8 +223,9 @@ def main(argv: list[str]) -> int:
         MIGCTL_STATE_DIR=None, MIGCTL_SIM=None, RAY_ADDRESS=None
     ):
         base = Path(tmp)
-        print(f"starting a Ray cluster of {nodes} nodes x {gpus} simulated H20s ({load()}) ...", flush=True)
-        cluster = start_cluster(base, nodes, spec, gpus)
+        print(f"starting a Ray cluster of {nodes} nodes x {gpus} simulated H20s, MIGCTL_SIM_LATENCY={opts.latency} "
+              f"({load()}) ...", flush=True)
+        cluster = start_cluster(base, nodes, spec, gpus, opts.latency)
         try:
             ray.init(address=cluster.address, logging_level=logging.ERROR, log_to_driver=False)
             big = 600.0  # no reclaim, no executor retirement inside a run
@@ -251,7 +255,7 @@ def main(argv: list[str]) -> int:
         finally:
             ray.shutdown()
             cluster.shutdown()
-    return report(results, replays, loads, plain_s, mig_s, tasks, nodes, gpus)
+    return report(results, replays, loads, plain_s, mig_s, tasks, nodes, gpus, opts.latency)
 
 
 def report(
@@ -263,9 +267,11 @@ def report(
     tasks: int,
     nodes: int,
     gpus: int,
+    latency: str,
 ) -> int:
     whole, static = results["whole"], results["static"]
-    print(f"\n{tasks} tasks of 0.2 s, demand 60% 1g / 25% 2g / 10% 3g / 5% 7g, {nodes} nodes x {gpus} H20\n")
+    print(f"\n{tasks} tasks of 0.2 s, demand 60% 1g / 25% 2g / 10% 3g / 5% 7g, {nodes} nodes x {gpus} H20, "
+          f"MIGCTL_SIM_LATENCY={latency}\n")
     rows = []
     for key, label in (("whole", "whole GPUs (num_gpus=1 style)"), ("static", "static all-balanced, dynamic=False"),
                        ("first-fit", "on demand, first-fit placement"), ("migctl", "on demand, migctl placement")):

@@ -10,6 +10,7 @@ finished by ``migctl recover``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -171,6 +172,7 @@ def create_at(
     an :class:`~migctl.errors.InsufficientResourcesError` naming it, and nothing is created.
     An earlier create or apply that a crash cut short is finished or rolled back first (as
     ``apply`` does), so its journal is never overwritten. Existing instances are never touched.
+    GPUs are changed concurrently, each in its own thread (a failure on one still undoes all).
 
     >>> create_at(node, [(node.gpus[0], "1g.12gb", Placement(6, 1))])     # doctest: +SKIP
     CreateReport(created=(CreatedInstance(gpu=0, gpu_instance_id=13, ...),))
@@ -185,7 +187,7 @@ def create_at(
         for gpu, key, where in wanted:
             by_gpu.setdefault(gpu.index, (gpu, []))[1].append((_profile_of(gpu, key), where))
         plans = [(gpu, _check_placed(gpu, steps)) for gpu, steps in by_gpu.values()]
-        return _create_planned(plans, True, what)
+        return _create_planned(plans, True, what, parallel=True)
 
 
 def _profile_of(gpu: Gpu, key: int | str) -> GiProfile:
@@ -209,17 +211,36 @@ def _check_placed(gpu: Gpu, steps: list[tuple[GiProfile, Placement]]) -> list[tu
 
 
 def _create_planned(
-    plans: Sequence[tuple[Gpu, Sequence[tuple[GiProfile, Placement]]]], compute_instance: bool, what: str
+    plans: Sequence[tuple[Gpu, Sequence[tuple[GiProfile, Placement]]]],
+    compute_instance: bool,
+    what: str,
+    *,
+    parallel: bool = False,
 ) -> CreateReport:
-    """Journal each GPU, create every instance in order, undo them all if the driver fails (lock held)."""
+    """Journal each GPU, create every instance in order, undo them all if the driver fails (lock held).
+
+    ``parallel``: each GPU in its own thread (the driver changes GPUs independently), the way
+    ``apply`` runs its GPUs; a failure on any GPU still undoes what every GPU made.
+    """
     journals = [_journal_create(gpu, steps, compute_instance, what) for gpu, steps in plans]
     undo = Undo()
-    made: list[CreatedInstance] = []
+    made: list[list[CreatedInstance]] = [[] for _ in plans]
     keep_journals = False
+
+    def one(k: int) -> None:
+        gpu, steps = plans[k]
+        for prof, where in steps:
+            made[k].append(_create_one(gpu, prof, where, compute_instance, undo))
+
     try:
-        for gpu, steps in plans:
-            for prof, where in steps:
-                made.append(_create_one(gpu, prof, where, compute_instance, undo))
+        if parallel and len(plans) > 1:
+            with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+                futures = [pool.submit(one, k) for k in range(len(plans))]
+            for future in futures:  # every GPU has finished; the first failure, if any
+                future.result()
+        else:
+            for k in range(len(plans)):
+                one(k)
     except _Failed as failed:
         err = undo.failed(failed.exc, failed.action, failed.gpu.index)
         keep_journals = not err.details.get("rolled_back", False)
@@ -232,7 +253,7 @@ def _create_planned(
         if not keep_journals:
             for path in journals:
                 path.unlink(missing_ok=True)
-    return CreateReport(tuple(made))
+    return CreateReport(tuple(c for per_gpu in made for c in per_gpu))
 
 
 def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: bool, undo: Undo) -> CreatedInstance:
