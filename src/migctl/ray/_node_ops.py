@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -316,56 +317,82 @@ def _geometry(gpu: Gpu) -> GpuGeometry:
     return found
 
 
-def node_view(node: Node, node_id: str, on_demand: set[tuple[int, int, int]]) -> NodeView:
-    """Every GPU, GPU instance and MIG device of ``node``, with holders and executors.
+def layout_stamp() -> int:
+    """Changes whenever a migctl command takes the host lock on this node (its owner file is made
+    and removed in the state directory): the cue that the node's layout may have changed."""
+    try:
+        return os.stat(state_root()).st_mtime_ns
+    except OSError:
+        return 0
 
-    ``on_demand`` holds ``(gpu, gi_id, placement start)`` of the instances made on demand.
+
+def read_layout(node: Node) -> tuple[GpuView, ...]:
+    """The node's GPUs, GPU instances and MIG devices as NVML has them now, without holders.
+
+    The costly part of a view (hundreds of NVML queries on an 8-GPU node); the agent keeps it
+    until the node changes (:func:`layout_stamp`, its own changes) or for a few seconds.
     """
-    from migctl.ops import journal, leases
-    from migctl.ops.busy import node_leases
-
-    taken_at = time.time()  # before reading: a view is as old as its first read
-    held = node_leases()
-    bound = executors()
     gpus = []
     for gpu in node.gpus:
         mode = gpu.mig_mode()
         if mode is None:
             gpus.append(GpuView(gpu.index, gpu.name, False, None))
             continue
-        geometry = _geometry(gpu)
-        procs = gpu.processes() if mode.current else []
         devices_by_gi: dict[int, list[DeviceView]] = {}
         for m in gpu.mig_devices() if mode.current else []:
-            mine = tuple(pid for pid, uuid in bound.items() if uuid == m.uuid)
-            holder_pid: int | None = None
-            words = ""
-            info = held.get(m.uuid)
-            if info is not None:
-                holder_pid = info.pid if info.pid is not None else -1
-                words = leases.describe_holder(info)
-            else:
-                other = next(
-                    (p for p in procs if p.gi_id == m.gi_id and p.ci_id == m.ci_id and p.pid not in mine), None
-                )
-                if other is not None:
-                    holder_pid = other.pid
-                    words = f"used by pid {other.pid} ({other.command})"
             devices_by_gi.setdefault(m.gi_id, []).append(
-                DeviceView(m.uuid, gpu.index, m.gi_id, m.ci_id, m.profile, m.memory_mib, holder_pid, words, mine)
+                DeviceView(m.uuid, gpu.index, m.gi_id, m.ci_id, m.profile, m.memory_mib)
             )
         instances = tuple(
-            InstanceView(
-                gi.id,
-                gi.profile_id,
-                gi.profile,
-                gi.placement,
-                tuple(devices_by_gi.get(gi.id, ())),
-                (gpu.index, gi.id, gi.placement.start) in on_demand,
-            )
+            InstanceView(gi.id, gi.profile_id, gi.profile, gi.placement, tuple(devices_by_gi.get(gi.id, ())))
             for gi in (gpu.gpu_instances() if mode.current else [])
         )
-        gpus.append(GpuView(gpu.index, gpu.name, bool(mode.current), geometry, instances))
+        gpus.append(GpuView(gpu.index, gpu.name, bool(mode.current), _geometry(gpu), instances))
+    return tuple(gpus)
+
+
+def node_view(
+    node: Node, node_id: str, on_demand: set[tuple[int, int, int]], layout: tuple[GpuView, ...], taken_at: float
+) -> NodeView:
+    """``layout`` (:func:`read_layout`) with who holds each MIG device now: its lease, else a process
+    NVML lists on it that is not one of its migctl.ray executors; and those executors.
+
+    ``on_demand`` holds ``(gpu, gi_id, placement start)`` of the instances made on demand;
+    ``taken_at`` is when the layout was known to be current (before it was read, or checked).
+    """
+    from migctl.ops import journal, leases
+    from migctl.ops.busy import node_leases
+
+    held = node_leases()
+    bound = executors()
+    gpus = []
+    for g in layout:
+        if not g.mig_enabled:
+            gpus.append(g)
+            continue
+        procs = node.gpus[g.index].processes()
+        instances = []
+        for inst in g.instances:
+            devices = []
+            for d in inst.devices:
+                mine = tuple(pid for pid, uuid in bound.items() if uuid == d.uuid)
+                holder_pid: int | None = None
+                words = ""
+                info = held.get(d.uuid)
+                if info is not None:
+                    holder_pid = info.pid if info.pid is not None else -1
+                    words = leases.describe_holder(info)
+                else:
+                    other = next(
+                        (p for p in procs if p.gi_id == d.gi_id and p.ci_id == d.ci_id and p.pid not in mine), None
+                    )
+                    if other is not None:
+                        holder_pid = other.pid
+                        words = f"used by pid {other.pid} ({other.command})"
+                devices.append(replace(d, holder_pid=holder_pid, holder=words, executor_pids=mine))
+            made = (g.index, inst.gi_id, inst.placement.start) in on_demand
+            instances.append(replace(inst, devices=tuple(devices), on_demand=made))
+        gpus.append(replace(g, instances=tuple(instances)))
     return NodeView(
         node_id=node_id,
         address=address(),

@@ -3,15 +3,17 @@
 It runs as a detached, named Ray actor (``migctl-agent-<node id>`` in namespace ``migctl``)
 pinned to its node with a hard ``NodeAffinitySchedulingStrategy``, so it inherits the node's
 environment: ``MIGCTL_SIM`` and ``MIGCTL_STATE_DIR`` as they were when that node's
-``ray start`` (or ``Cluster.add_node``) ran. Every change it makes goes through the same
-path as ``migctl apply``: host lock, plan from the state at that moment (busy instances are
-never touched), journal, rollback on failure. A node that died mid-change is finished or
-rolled back by the next apply there (or ``migctl recover``).
+``ray start`` (or ``Cluster.add_node``) ran.
 
-It answers: its node's view (:class:`NodeView`), making one instance (reshaping idle ones
-if told to), reclaiming idle instances it made, and a mig-parted config's plan, apply and
-assert for ``migctl cluster``. Calls run on a small thread pool (a slow apply does not hold
-up a view); changes are serialised by a lock here and by the host lock between processes.
+It answers: its node's view (:class:`NodeView`); making instances for the scheduler
+(:meth:`NodeAgent.make_many`: plain creates through ``ops.create.create_at``, GPUs with idle
+instances to replace through ``apply``, both host-locked and journaled, busy instances never
+touched; asks that arrive while a change runs are carried out together by the next one);
+reclaiming idle instances it made; and a mig-parted config's plan, apply and assert for
+``migctl cluster``. A node that died mid-change is finished or rolled back by the next
+change there (or ``migctl recover``). Calls run on a small thread pool (a slow change does
+not hold up a view); changes are serialised by a lock here and by the host lock between
+processes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 
 from migctl.errors import InUseError, MigctlError
 from migctl.ray import _node_ops as node_ops
-from migctl.ray.types import Ask, ChangeResult, DeviceRef, Made, NodeView
+from migctl.ray.types import Ask, ChangeResult, DeviceRef, GpuView, Made, NodeView
 from migctl.records.cluster import (
     ClusterNodeStatus,
     NodeApplyOutcome,
@@ -34,6 +36,10 @@ from migctl.records.cluster import (
     OnDemandInstance,
     RayNode,
 )
+
+#: A layout read is kept at most this long (changes made without migctl, e.g. nvidia-smi, show
+#: within it; migctl's own changes, from any process, show at once).
+LAYOUT_MAX_AGE_S = 10.0
 
 
 @dataclass
@@ -69,20 +75,29 @@ class NodeAgent:
         self._queue_lock = threading.Lock()
         self._queue: list[_Batch] = []  # asks waiting for the next change
         self._on_demand: set[tuple[int, int, int]] = self._load_on_demand()
+        self._layout: tuple[int, float, tuple[GpuView, ...]] | None = None  # (stamp, read at, layout)
 
     # -- reading ---------------------------------------------------------------------------
 
     def ping(self) -> str:
         return self.node_id
 
-    def view(self) -> NodeView:
+    def view(self, fresh: bool = False) -> NodeView:
+        """The node as it is: the layout (re-read when the node changed, after the agent's own
+        changes, or every :data:`LAYOUT_MAX_AGE_S`), and who holds each device now."""
         # Read while a change may be under way (only changes take the lock): an instance that
         # vanishes between two NVML calls makes the read fail; read again.
         for attempt in range(4):
             try:
-                view = node_ops.node_view(self.node, self.node_id, set(self._on_demand))
+                taken_at = time.time()  # before reading: a view is as old as its first read
+                stamp = node_ops.layout_stamp()
+                cached = self._layout
+                if fresh or cached is None or cached[0] != stamp or time.monotonic() - cached[1] > LAYOUT_MAX_AGE_S:
+                    cached = self._layout = (stamp, time.monotonic(), node_ops.read_layout(self.node))
+                view = node_ops.node_view(self.node, self.node_id, set(self._on_demand), cached[2], taken_at)
                 break
             except node_ops.NVML_ERRORS:
+                self._layout = None
                 if attempt == 3:
                     raise
                 time.sleep(0.05)
@@ -120,7 +135,7 @@ class NodeAgent:
                 with self._queue_lock:
                     batches, self._queue = self._queue, []
                 self._change(batches, time.perf_counter() - started)
-        view = self.view()
+        view = self.view(fresh=True)
         return ChangeResult(tuple(mine.made), view, time.perf_counter() - started, tuple(mine.phases.items()))
 
     def _change(self, batches: list[_Batch], queued: float) -> None:
@@ -188,7 +203,7 @@ class NodeAgent:
                     self._on_demand = {k for k in self._on_demand if not (k[0] == gpu and k[1] in chosen)}
                     self._save_on_demand()
         made = (Made(None, why),) if why else ()
-        return ChangeResult(made, self.view(), time.perf_counter() - started)
+        return ChangeResult(made, self.view(fresh=True), time.perf_counter() - started)
 
     def _retire(self, doomed: dict[int, set[int]]) -> dict[int, str]:
         """Stop the executors of the devices of GPU instances ``doomed`` (per GPU); why per GPU refused."""

@@ -101,6 +101,7 @@ class Books:
     drains: dict[GpuKey, tuple[str, Drain]] = field(default_factory=dict)  # GPU -> (request id, drain)
     idle_since: dict[str, float] = field(default_factory=dict)  # UUID -> time.monotonic()
     estimates: Estimates = field(default_factory=Estimates)
+    _index: dict[str, tuple[NodeView, GpuView, InstanceView, DeviceView]] = field(default_factory=dict)
 
     # -- devices ---------------------------------------------------------------------------
 
@@ -171,10 +172,19 @@ class Books:
         return want is not None and want.id == inst.profile_id
 
     def locate(self, uuid: str) -> tuple[NodeView, GpuView, InstanceView, DeviceView] | None:
-        for entry in self.devices():
-            if entry[3].uuid == uuid:
-                return entry
-        return None
+        """Where device ``uuid`` is, in the node views (an index rebuilt when a view changes)."""
+        if not self._index:
+            self._index = {entry[3].uuid: entry for entry in self.devices()}
+        return self._index.get(uuid)
+
+    def update(self, view: NodeView) -> None:
+        """Take a node's newer view."""
+        self.views[view.node_id] = view
+        self._index = {}
+
+    def drop(self, node_id: str) -> None:
+        self.views.pop(node_id, None)
+        self._index = {}
 
     # -- the policy's view ------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from migctl.ray.errors import MigRequestError, MigUnavailableError
 from migctl.ray.types import Ask, ChangeResult, DeviceRef, Grant, MigRequest, NodeView, SchedulerConfig
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the queue is searched on every grant
 class _Pending:
     request_id: str
     req: MigRequest
@@ -147,25 +147,26 @@ class Scheduler:
         self.books.idle_since[claim.uuid] = time.monotonic()
         if outcome == "busy":  # a lease held outside migctl.ray: leave the device until the next view
             self.books.busy_outside[claim.uuid] = time.monotonic() + max(2.0, 2 * self.config.poll_s)
-        else:
-            self._hand_on(claim.uuid)
+        elif self._hand_on(claim.uuid):
+            return  # the common case under load: no scheduling round needed
         self._kick()
 
-    def _hand_on(self, uuid: str) -> None:
+    def _hand_on(self, uuid: str) -> bool:
         """Give a device just released to the oldest request that wants it (the fast path)."""
         found = self.books.locate(uuid)
         if found is None:
-            return
+            return False
         view, gpu, inst, dev = found
         if self.books.device_state(dev) != "idle" or self.books.being_made(view.node_id, gpu.index, inst):
-            return
+            return False
         for p in self.pending:
             if p.future.done() or p.making or not self.books.wants(p.req, gpu, inst):
                 continue
             if self.books.drained(view.node_id, gpu.index, inst.gi_id, p.request_id):
                 continue
             self._grant(p, view.node_id, dev.ref, made=False)
-            return
+            return True
+        return False
 
     def actor_bound(self, claim_id: str, pid: int) -> None:
         """An actor took its device's lease: from now on its claim lasts as long as the lease."""
@@ -277,7 +278,7 @@ class Scheduler:
         known = self.books.views.get(view.node_id)
         if known is not None and known.taken_at > view.taken_at:
             return  # read before a change whose own, newer view is already here
-        self.books.views[view.node_id] = view
+        self.books.update(view)
         now = time.monotonic()
         for dev in view.devices():
             self.books.idle_since.setdefault(dev.uuid, now)
@@ -285,7 +286,7 @@ class Scheduler:
 
     def _drop_node(self, node_id: str) -> None:
         self.agents.pop(node_id, None)
-        self.books.views.pop(node_id, None)
+        self.books.drop(node_id)
         for claim in [c for c in self.books.claims.values() if c.node_id == node_id]:
             self.release(claim.claim_id, "node died")
         for key in [k for k in self.books.drains if k[0] == node_id]:
