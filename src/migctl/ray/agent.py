@@ -166,6 +166,14 @@ class NodeAgent:
             if gis and gpu not in refused
         }
         done = node_ops.change_gpus(self.node, changes, what=batches[0].what) if changes else {}
+        # An executor may bind to a doomed device between the retire and the apply (it was being
+        # started when the retire looked): the apply then refuses that GPU. Retire and try once more.
+        again = {g: changes[g] for g, (ok, _) in done.items() if not ok and self._bound(g, set(changes[g][0]))}
+        if again:
+            refused_now = self._retire({gpu: set(change[0]) for gpu, change in again.items()})
+            retry = {gpu: change for gpu, change in again.items() if gpu not in refused_now}
+            done.update(node_ops.change_gpus(self.node, retry, what=batches[0].what) if retry else {})
+            done.update({gpu: (False, why) for gpu, why in refused_now.items()})
         for gpu, (ok, why) in done.items():
             if ok:
                 gone = set(changes[gpu][0])
@@ -216,6 +224,11 @@ class NodeAgent:
         for uuid, why in node_ops.retire(set(uuids)).items():
             refused.setdefault(uuids[uuid], why)
         return refused
+
+    def _bound(self, gpu: int, gis: set[int]) -> bool:
+        """Whether a live executor is bound to a device of GPU instances ``gis`` of GPU ``gpu``."""
+        uuids = {m.uuid for m in self.node.gpus[gpu].mig_devices() if m.gi_id in gis}
+        return any(uuid in uuids for uuid in node_ops.executors().values())
 
     def _retire_idle(self, instances: list[tuple[int, int]]) -> bool:
         """Stop idle executors on ``(gpu, gi_id)`` instances nobody leases; whether any was stopped."""
