@@ -27,18 +27,21 @@ from pathlib import Path
 from _common import environ, print_table  # benchmarks/_common.py
 from migctl import sim
 from migctl.device import Node, Nvml
+from migctl.device.simulated import simulated_platform
 from migctl.ops.apply import apply
 from migctl.ops.check import check
 from migctl.ops.files import load_config_file
 from migctl.ops.plan import plan_node
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 SCENARIOS = ((None, "all-balanced"), ("all-balanced", "all-1g.12gb"), ("all-1g.12gb", "all-balanced"))
 TARGET_RATIO = 1.3
 
 
 def _node(spec: str, state: Path, latency: str) -> Node:
-    return Node(Nvml(sim.open(spec, state, latency=latency)))
+    lib, control = sim.open_both(spec, state, latency=latency)
+    lib.nvmlInit()
+    return Node(Nvml(lib, simulated_platform(lib, control)))
 
 
 def measure(spec: str, start: str | None, target: str, latency: str, gpu: int | None, parallel: bool) -> float:

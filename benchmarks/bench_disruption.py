@@ -32,7 +32,8 @@ from pathlib import Path
 
 from _common import print_table  # benchmarks/_common.py
 from _wipe import wipe_plan  # benchmarks/_wipe.py: the mig-parted baseline
-from migctl.config import GpuFacts, applies_to, select
+from migctl.config import GpuFacts, applies_to
+from migctl.config.select import select
 from migctl.core.geometry import GpuGeometry, Occupant
 from migctl.core.layout import ExistingInstance, Plan, TargetInstance
 from migctl.core.planner import plan
@@ -40,7 +41,7 @@ from migctl.device.simulated import model_geometry
 from migctl.ops.files import load_config_file
 from migctl.sim.catalog import model
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 MODELS = ("h100-80gb", "h20")
 SEED = 20240611
 

@@ -26,12 +26,13 @@ from migctl import sim
 from migctl.config import applies_to
 from migctl.core.planner import plan
 from migctl.device import Node, Nvml
+from migctl.device.simulated import simulated_platform
 from migctl.ops.apply import apply
 from migctl.ops.files import load_config_file
 from migctl.ops.plan import NodePlan, gpu_facts, plan_node
 from migctl.sim.catalog import models
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 TARGET_MS = 50.0
 
 
@@ -52,7 +53,9 @@ def main(argv: list[str]) -> int:
                 os.environ["MIGCTL_STATE_DIR"] = tmp
                 node_spec = f"{key}x{gpus}"
                 sim.reset(node_spec, tmp)
-                node = Node(Nvml(sim.open(node_spec, tmp, latency="none")))
+                lib, control = sim.open_both(node_spec, tmp, latency="none")
+                lib.nvmlInit()
+                node = Node(Nvml(lib, simulated_platform(lib, control)))
                 facts = [gpu_facts(node.gpus[0])]
 
                 names = [n for n in spec.names() if applies_to(spec, n, facts)[0]]

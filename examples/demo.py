@@ -70,7 +70,7 @@ def layouts() -> None:
     )
     migctl("plan", "-f", LAYOUTS, "-c", "balanced")
     step("Apply it: GPUs are independent transactions, applied concurrently")
-    migctl("apply", "-f", LAYOUTS, "-c", "balanced", show=False)
+    migctl("apply", "-f", LAYOUTS, "-c", "balanced")
     migctl("assert", "-f", LAYOUTS, "-c", "balanced")
     migctl("status", "-i", "0")
     step("Applying it again changes nothing (no NVML call that mutates)")
@@ -89,7 +89,7 @@ def layouts() -> None:
             "only what differs is destroyed and created, and a busy instance is never touched.",
         )
         migctl("plan", "-f", LAYOUTS, "-c", "inference", "-i", "0")
-        migctl("apply", "-f", LAYOUTS, "-c", "inference", "-i", "0", show=False)
+        migctl("apply", "-f", LAYOUTS, "-c", "inference", "-i", "0")
         migctl("status", "-i", "0")
         after = as_json("status", "-i", "0")["gpus"][0]
         kept = [c["uuid"] for g in after["gpu_instances"] for c in g["compute_instances"]]
@@ -135,6 +135,20 @@ def jobs() -> None:
     )
     print(p.stdout + p.stderr)
     check(p.returncode == 0 and "MIG-" in p.stdout, "the example selected a MIG device")
+
+
+def auto_batch() -> None:
+    step(
+        "Let migctl choose the partition: batch --auto",
+        "Each job says its memory and run time, or names a model in migctl's speed table "
+        "(examples/auto-jobs.yaml). migctl turns MIG on, reshapes idle slices and picks each job's profile: "
+        "a model that scales gets a big slice, jobs that barely scale share small ones.",
+    )
+    out = migctl("batch", "--auto", str(Path(__file__).with_name("auto-jobs.yaml")), "-i", "0",
+                 "--logs", str(STATE / "auto-logs"))
+    check("5 jobs: 5 succeeded" in out, "every job of the auto-partitioned batch succeeded")
+    gpu0 = as_json("status", "-i", "0")["gpus"][0]
+    check(gpu0["mig"]["current"] and gpu0["gpu_instances"], "batch --auto turned MIG on and partitioned GPU 0")
 
 
 def doctor() -> None:
@@ -226,6 +240,7 @@ def main() -> int:
     migctl("mode", "disable", "-i", "0-1")
 
     layouts()
+    auto_batch()
 
     print()
     if failures:

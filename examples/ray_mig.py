@@ -44,13 +44,14 @@ def train(step: int) -> tuple[str, str, str]:
 def local_cluster(base: Path, nodes: int) -> object:
     from ray.cluster_utils import Cluster
 
-    def node(i: int) -> dict[str, object]:
-        env = {"MIGCTL_SIM": "h20x8", "MIGCTL_STATE_DIR": str(base / f"node{i}")}
-        return {"num_cpus": 2, "include_dashboard": False, "env_vars": env}
+    def env(i: int) -> dict[str, str]:
+        return {"MIGCTL_SIM": "h20x8", "MIGCTL_STATE_DIR": str(base / f"node{i}")}
 
-    cluster = Cluster(initialize_head=True, head_node_args=node(0))
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False, "env_vars": env(0)}
+    )
     for i in range(1, nodes):
-        cluster.add_node(**node(i))
+        cluster.add_node(num_cpus=2, include_dashboard=False, env_vars=env(i))
     cluster.wait_for_nodes()
     return cluster
 

@@ -15,9 +15,15 @@ after that, ``cuda:0`` is that MIG device.
     python examples/train_on_mig.py                       # any free MIG device
     python examples/train_on_mig.py --on 1g.12gb          # any free 1g.12gb
     python examples/train_on_mig.py --on MIG-1b24da31-838c-5294-b2b5-22ae3e5f0676
-    python examples/train_on_mig.py --on 0:11 --wait 600  # GPU 0, GPU instance 11; queue up to 10 min
+    python examples/train_on_mig.py --on 0:2 --queue 600  # GPU 0, GPU instance 2; queue up to 10 min
     migctl run --on 1g.12gb -- python examples/train_on_mig.py   # or let migctl run choose
     MIGCTL_SIM=h20x8 python examples/train_on_mig.py      # on the simulator (prints what it would do)
+
+(``migctl status`` shows the GPU instance IDs there are; ``0:2`` is the 3g.48gb instance that
+``migctl apply -f examples/layouts.yaml -c balanced`` makes on an H20's GPU 0.)
+
+On a simulated node CUDA cannot be real: the script leases the device, says so, and says what
+would happen on the hardware (exit 0). With a CPU-only PyTorch build it says that too.
 
 Two programs in parallel on two instances (the seed's step 6): start this script twice, or
 ``migctl batch --each-instance -- python examples/train_on_mig.py``.
@@ -32,6 +38,7 @@ from typing import Any
 
 # migctl, not torch, first: importing torch would be harmless, but nothing may touch CUDA before use().
 from migctl.errors import MigctlError
+from migctl.torchcheck import torch_build, without_cuda
 from migctl.usage import use  # also importable as migctl.use
 
 
@@ -48,13 +55,15 @@ def run_sample_computation(torch: Any) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a PyTorch computation on one MIG device.")
-    parser.add_argument("--on", metavar="TARGET", help="MIG-<uuid>, GPU:GI (0:11) or a profile (1g.12gb)")
-    parser.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait this long for a free one")
+    parser.add_argument("--on", metavar="TARGET", help="MIG-<uuid>, GPU:GI (0:2) or a profile (1g.12gb)")
+    parser.add_argument(
+        "--queue", type=float, default=0, metavar="SECONDS", help="queue this long for a free one (migctl run --queue)"
+    )
     args = parser.parse_args(argv)
 
     # Step 1: choose and lease the MIG device, before CUDA initialises.
     try:
-        dev = use(args.on, wait=args.wait)
+        dev = use(args.on, wait=args.queue)
     except MigctlError as exc:
         print(f"cannot use a MIG device: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -71,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         print("PyTorch is not installed. With it, this script would now:")
         print("  1. check torch.cuda.is_available() and that torch.cuda.device_count() == 1 (only this MIG device);")
         print(f"  2. compute a @ b for two random 1000x1000 tensors on cuda:0 (= {dev.uuid}) and print the mean.")
+        if os.environ.get("MIGCTL_SIM"):
+            print("(This node is simulated: even with PyTorch, CUDA cannot be real here; it would on the hardware.)")
         return 0
     if not torch.cuda.is_available():
-        print(
-            "CUDA is not available. On HGX (NVSwitch) servers such as H20/H100/H200 8-GPU boards, check that "
-            "nvidia-fabricmanager runs with the driver's version; `migctl doctor` checks all of this.",
-            file=sys.stderr,
-        )
-        return 1
+        simulated = bool(os.environ.get("MIGCTL_SIM"))  # use() opened the node MIGCTL_SIM names
+        why, problem = without_cuda(torch_build(torch), simulated=simulated, device=dev.uuid)
+        print(why, file=sys.stderr if problem else sys.stdout)
+        return 1 if problem else 0
     count = torch.cuda.device_count()
     print(f"CUDA sees {count} device(s); cuda:0 is {torch.cuda.get_device_name(0)}")
     if count != 1:

@@ -26,7 +26,7 @@ from migctl import Node
 from migctl.records import to_data
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / "tests" / "data"  # copies of shared/reference files (see its README)
+REFERENCE = REPO / "tests" / "data"  # copies of reference files (see its README)
 MIGCTL = [sys.executable, "-m", "migctl"]
 
 
@@ -143,6 +143,16 @@ class Sim:
 SimFactory = Callable[..., Sim]
 
 
+def one_line_error(result: Result, code: int) -> str:
+    """A failure as the CLI promises it: the documented exit code, exactly one line on stderr
+    (``migctl: error: ...``), nothing on stdout, no traceback. Returns the line."""
+    assert result.code == code, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
+    assert result.out == "" and "Traceback" not in result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("migctl: error: "), result.err
+    return lines[0]
+
+
 @contextlib.contextmanager
 def running_on(
     s: Sim, *, uuid: str | None = None, gpu: int | None = None, memory_mib: int = 700
@@ -174,5 +184,5 @@ def sim(migctl: Cli) -> SimFactory:
 
 @pytest.fixture
 def reference() -> Path:
-    """Test data copied from shared/reference (tests/data): always present, never skipped."""
+    """Test data (tests/data): always present, never skipped."""
     return REFERENCE

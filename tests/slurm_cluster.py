@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -82,24 +83,33 @@ def write_conf(root: Path, node_line: str, gres_conf: str, task_prolog: Path | N
 
 
 def make_device_files(paths: list[str]) -> bool:
-    """Create the device files slurmd stats: character devices if allowed (root), else plain files.
+    """Make the device files slurmd stats character devices, as nvidia-modprobe makes them on a
+    GPU server; returns whether they all are.
 
-    Majors are made up (195 for /dev/nvidia*, 511 for nvidia-caps); only the minors, which the
-    files' names carry, mean anything here. Returns whether they are character devices.
+    The simulated driver lays them out as plain files (``<state>/sim/root/dev/...``); slurmd
+    parses a gres.conf naming plain files but logs "is not a valid character or block device"
+    for each, and then gives a job no GPU (an empty ``CUDA_VISIBLE_DEVICES``; checked with
+    slurmd 22.05). As root, each plain file is replaced in place by a character device (major 195
+    for ``nvidia<m>``, 511 for ``nvidia-cap<n>``; minor from the name, as the driver numbers
+    them; nothing opens them). Without the privilege to ``mknod`` they stay plain files.
     """
     chardev = True
     for p in sorted(set(paths)):
         path = Path(p)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
+        if path.exists() and stat.S_ISCHR(path.stat().st_mode):
             continue
         minor = int("".join(c for c in path.name if c.isdigit()) or 0)
         major = 511 if "nvidia-caps" in p else 195
+        made = path.with_name(f".{path.name}.chr")
         try:
-            os.mknod(path, 0o666 | 0o020000, os.makedev(major, minor))  # S_IFCHR
-        except (PermissionError, OSError):
+            os.mknod(made, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
+        except OSError:
             chardev = False
-            path.touch()
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            continue
+        os.replace(made, path)
     return chardev
 
 

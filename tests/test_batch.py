@@ -125,13 +125,13 @@ jobs:
     )
     assert jobs_out["oom-like"]["exit_code"] == 137 and "SIGKILL" in jobs_out["oom-like"]["reason"]
     assert jobs_out["fine"]["status"] == "succeeded"
-    # the human summary: job, instance, exit code, attempts, duration
+    # the human summary: job, instance (GPU:GI), its MIG device, exit code, attempts, duration
     r = migctl(
         "batch", str(write(tmp_path / "one.yaml", "jobs: [{command: [sh, -c, 'exit 3']}]")), "--logs", str(tmp_path)
     )
     assert r.code == 1
     header = r.out.splitlines()[0].split()
-    assert header[:5] == ["job", "instance", "exit", "attempts", "duration"]
+    assert header[:6] == ["job", "instance", "MIG", "device", "exit", "attempts"]
     assert "job-1" in r.out and "exit 3" in r.out and "1 failed" in r.out
 
 

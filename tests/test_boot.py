@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from migctl.ops.files import NVIDIA_DEFAULT_CONFIG
+
 SIM = ("--sim", "h20x2")
 
 
@@ -141,7 +143,7 @@ def test_install_with_a_bad_config_records_nothing(migctl: Any, tmp_path: Path) 
 
 def test_select_switches_config_and_uninstall_removes_everything(migctl: Any, tmp_path: Path, reference: Path) -> None:
     units, boot, where = _dirs(tmp_path)
-    cfg = str(reference / "mig-parted-config-default.yaml")
+    cfg = str(NVIDIA_DEFAULT_CONFIG)
     r = migctl(*SIM, "boot", "install", "-f", cfg, "-c", "all-1g.12gb", *where, "--json")
     assert r.code == 0, r.err
     assert migctl(*SIM, "assert", "-f", cfg, "-c", "all-1g.12gb").code == 0

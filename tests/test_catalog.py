@@ -26,9 +26,10 @@ import yaml
 
 from migctl.core.geometry import Engines, GpuGeometry, Occupant
 from migctl.device.simulated import model_geometry
+from migctl.ops.files import NVIDIA_DEFAULT_CONFIG
 from migctl.sim.catalog import GiProfileSpec, ModelSpec, Placement, model, models
 
-REFERENCE = Path(__file__).resolve().parent / "data"  # a copy of shared/reference/gpu-profiles.json
+REFERENCE = Path(__file__).resolve().parent / "data"  # a copy of tests/data/gpu-profiles.json
 
 EXPECTED_KEYS = [
     "a100-40gb",
@@ -589,7 +590,7 @@ def _device_filter(entry: dict[str, Any]) -> set[int] | None:
 
 
 def _mig_parted_entries(reference: Path) -> list[tuple[str, dict[str, Any]]]:
-    doc = yaml.safe_load((reference / "mig-parted-config-default.yaml").read_text("utf-8"))
+    doc = yaml.safe_load(NVIDIA_DEFAULT_CONFIG.read_text("utf-8"))
     return [
         (name, entry)
         for name, entries in doc["mig-configs"].items()

@@ -1,7 +1,7 @@
 """The read-only CLI as a user drives it: ``migctl status/profiles/placements/ci-profiles/devices``.
 
 Each test runs the real console entry point in a subprocess (the ``migctl`` fixture) on a private
-simulated node. Expected values are the reference's (``shared/reference/mig-hardware.md``,
+simulated node. Expected values are the reference's (``docs/reference/mig-hardware.md``,
 ``gpu-profile-tables.md``): the seed's H20 row ``MIG 1g.12gb  19  7/7  11.75 GiB  SM 8``,
 ``-lgipp`` placements, GI IDs, ``-lcip`` defaults and the ``nvidia-smi -L`` layout.
 """

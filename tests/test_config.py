@@ -1,5 +1,6 @@
-"""The config layer: mig-parted v1 files, selection on mixed nodes, --layout, export, hooks."""
+"""The config layer: mig-parted v1 files, selection on mixed nodes, --layout.
 
+Property tests over the same layer are in test_config_properties.py; hooks in test_hooks.py."""
 from __future__ import annotations
 
 import io
@@ -10,65 +11,27 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from config_geometries import B200, B200_ID, H20, H20_ID, H100, H100_ID, L40S_ID, MIXED  # tests/config_geometries.py
 from migctl.config import (
     ConfigError,
-    CurrentGpu,
-    CurrentInstance,
     GpuFacts,
     MigSpec,
     applies_to,
-    export_spec,
-    export_text,
     format_layout,
     get_config,
     load_text,
     parse_layout,
     resolve,
-    select,
 )
 from migctl.config.document import MAX_CHARS, parse_document
-from migctl.config.hooks import load_hooks_text
-from migctl.config.select import suggest
-from migctl.core.geometry import GiProfile, GpuGeometry, Placement
+from migctl.config.select import select, suggest
+from migctl.core.geometry import GpuGeometry, Placement
 from migctl.core.layout import Target, TargetInstance
 from migctl.errors import UsageError
 from migctl.ops.files import load_config_file, read_text
-from migctl.ops.hooks import HookError, mig_parted_env, run_hook
 
-DEFAULT_FILE = Path(__file__).resolve().parent / "data" / "mig-parted-config-default.yaml"
-
-
-def _geometry(names: list[str], gib: list[int]) -> GpuGeometry:
-    """An 8-slot MIG GPU: 1g x7, 1g(2 slots) x4, 2g x3, 3g x2, 4g x1, 7g x1 (H100 IDs)."""
-    shapes = [  # id, slices, count, placement starts, placement size
-        (19, 1, 7, range(7), 1),
-        (15, 1, 4, (0, 2, 4, 6), 2),
-        (14, 2, 3, (0, 2, 4), 2),
-        (9, 3, 2, (0, 4), 4),
-        (5, 4, 1, (0,), 4),
-        (0, 7, 1, (0,), 8),
-    ]
-    return GpuGeometry(tuple(
-        GiProfile(id=pid, name=name, slice_count=sl, instance_count=n, memory_mib=mem * 1024,
-                  placements=tuple(Placement(s, size) for s in starts))
-        for (pid, sl, n, starts, size), name, mem in zip(shapes, names, gib, strict=True)
-    ))
-
-
-H100 = _geometry(["1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"], [10, 20, 20, 40, 40, 80])
-H20 = _geometry(["1g.12gb", "1g.24gb", "2g.24gb", "3g.48gb", "4g.48gb", "7g.96gb"], [12, 24, 24, 48, 48, 96])
-B200 = _geometry(["1g.23gb", "1g.45gb", "2g.45gb", "3g.90gb", "4g.90gb", "7g.180gb"],
-                 [23, 45, 45, 90, 90, 180])
-H100_ID, H20_ID, B200_ID, L40S_ID = 0x233010DE, 0x232910DE, 0x290110DE, 0x26B910DE
-
-MIXED = [
-    GpuFacts(0, H100_ID, H100, "NVIDIA H100 80GB HBM3"),
-    GpuFacts(1, H20_ID, H20, "NVIDIA H20"),
-    GpuFacts(2, B200_ID, B200, "NVIDIA B200"),
-]
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 
 
 def _counts(target: Target, geometry: GpuGeometry) -> dict[str, int]:
@@ -90,6 +53,7 @@ def test_default_file_loads_unchanged(default_spec: MigSpec) -> None:
     for name, entries in raw["mig-configs"].items():
         assert len(default_spec.mig_configs[name]) == len(entries)
         for entry, parsed in zip(entries, default_spec.mig_configs[name], strict=True):
+            assert parsed is not None
             assert parsed.mig_enabled == entry["mig-enabled"]
             assert parsed.mig_devices == entry.get("mig-devices")
             assert parsed.device_filter == entry.get("device-filter")
@@ -130,8 +94,8 @@ BAD = [
      "        2g.20gb: -1\n", 8, "mig-configs.custom[0].mig-devices.2g.20gb", "must be >= 0"),
     ("# comment\nversion: v2\nmig-configs:\n  custom:\n    - devices: all\n      mig-enabled: false\n",
      2, "version", "unknown version 'v2'"),
-    (HEAD + "    - devices: all\n      device-filter: [\"0x233010DE\", \"H100-80GB\"]\n"
-     "      mig-enabled: false\n", 5, "mig-configs.custom[0].device-filter[1]", "not a PCI device ID"),
+    (HEAD + "    - devices: all\n      device-filter: [\"0x233010DE\", 0x16C010DE]\n"
+     "      mig-enabled: false\n", 5, "mig-configs.custom[0].device-filter[1]", "expected a PCI device ID string"),
     (HEAD + "    - devices: all\n      mig-enabled: true\n      mig-devices: {1g.10gb: 1}\n"
      "      mig-device: {}\n", 7, "mig-configs.custom[0].mig-device", "did you mean 'mig-devices'"),
     (HEAD + "    - devices: [0, 1]\n      mig-enabled: true\n", 4, "mig-configs.custom[0].mig-devices",
@@ -303,171 +267,6 @@ def test_non_mig_gpus_follow_mig_parted() -> None:
         select(spec, "named", [l40s])
 
 
-# --- property tests ----------------------------------------------------------------------------
-
-PROFILE_NAMES = st.builds(
-    lambda c, g, gb, suffix: f"{c}c.{g}g.{gb}gb{suffix}" if c else f"{g}g.{gb}gb{suffix}",
-    st.sampled_from([None, None, 1, 2]), st.sampled_from([1, 2, 3, 4, 7]), st.integers(1, 200),
-    st.sampled_from(["", "+me", "-me", "+gfx", "+me.all"]),
-)
-FILTERS = st.integers(0, 2**32 - 1).map(lambda n: f"0x{n:08X}")
-
-
-@st.composite
-def entries(draw: st.DrawFn) -> dict[str, object]:
-    entry: dict[str, object] = {}
-    kind = draw(st.sampled_from(["none", "str", "list"]))
-    if kind == "str":
-        entry["device-filter"] = draw(FILTERS)
-    elif kind == "list":
-        entry["device-filter"] = draw(st.lists(FILTERS.map(str.lower), max_size=3))
-    entry["devices"] = draw(st.one_of(st.just("all"), st.lists(st.integers(0, 15), max_size=4)))
-    enabled = draw(st.booleans())
-    entry["mig-enabled"] = enabled
-    if enabled:
-        names = draw(st.lists(PROFILE_NAMES, max_size=4, unique_by=str.lower))
-        counts = {n: draw(st.integers(1, 7)) for n in names}
-        entry["mig-devices"] = counts
-        pin_one = draw(st.booleans())
-        if names and pin_one:
-            pin: dict[str, object] = {"profile": names[0], "placement": draw(st.integers(0, 7))}
-            if draw(st.booleans()):
-                gi = names[0].split(".", 1)[1] if names[0].split(".")[0].endswith("c") else names[0]
-                pin["compute"] = draw(st.lists(st.sampled_from(["1c", f"1c.{gi}"]), max_size=3))
-            entry["x-migctl"] = {"instances": [pin]}
-    elif draw(st.booleans()):
-        entry["mig-devices"] = {}
-    return entry
-
-
-CONFIG_NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
-SPECS = st.fixed_dictionaries({
-    "version": st.just("v1"),
-    "mig-configs": st.dictionaries(CONFIG_NAMES, st.lists(entries(), min_size=1, max_size=3),
-                                   min_size=1, max_size=4),
-})
-
-
-@settings(max_examples=80, deadline=None)
-@given(SPECS, st.booleans())
-def test_generated_configs_round_trip(data: dict[str, object], as_json: bool) -> None:
-    text = json.dumps(data, indent=1) if as_json else yaml.safe_dump(data, allow_unicode=True)
-    spec = load_text(text, "gen.yaml")
-    assert spec == MigSpec.model_validate(data)
-    assert load_text(yaml.safe_dump(spec.to_data()), "again.yaml") == spec
-
-
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 9), st.text(max_size=8),
-                    st.sampled_from(["all", "v1", "0x233010DE", "1g.10gb", "x-migctl"]))
-JUNK = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3),
-    st.dictionaries(st.sampled_from(["version", "mig-configs", "devices", "mig-enabled", "mig-devices",
-                                     "device-filter", "x-migctl", "instances", "a"]), inner, max_size=4),
-), max_leaves=12)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(st.text(max_size=200), JUNK.map(lambda d: yaml.safe_dump({"version": "v1", "mig-configs": d}))))
-def test_arbitrary_text_only_ever_raises_config_error(text: str) -> None:
-    try:
-        load_text(text, "junk.yaml")
-    except ConfigError as err:
-        assert str(err).startswith("junk.yaml")
-        assert "\n" not in str(err)
-
-
-INLINE_ITEMS = st.lists(st.tuples(
-    st.sampled_from(["1g.12gb", "1g.24gb", "2g.24gb", "3g.48gb", "7g.96gb"]),
-    st.integers(1, 3), st.one_of(st.none(), st.integers(0, 7)),
-    st.one_of(st.none(), st.lists(st.sampled_from(["1c", "1c.3g.48gb", "2c.3g.48gb"]), max_size=3)),
-), max_size=5)
-
-
-def _render_item(profile: str, count: int, start: int | None, compute: list[str] | None) -> str:
-    text = profile if start is not None or count == 1 else f"{profile}:{count}"
-    text += "" if start is None else f"@{start}"
-    return text + ("" if compute is None else f"[{','.join(compute)}]")
-
-
-@settings(max_examples=100, deadline=None)
-@given(INLINE_ITEMS)
-def test_inline_items_render_and_parse_back(items: list[tuple[str, int, int | None, list[str] | None]]) -> None:
-    items = [(p, 1 if s is not None else n, s, c) for p, n, s, c in items]
-    entry = parse_layout(" , ".join(_render_item(*item) for item in items))
-    expected = Counter[str]()
-    for p, n, _, _ in items:
-        expected[p] += n
-    assert entry.mig_devices == dict(expected)
-    pins = [(p, s, c) for p, n, s, c in items for _ in range(n) if s is not None or c is not None]
-    got = [(x.profile, x.placement, x.compute) for x in (entry.x_migctl.instances if entry.x_migctl else [])]
-    assert Counter(map(repr, got)) == Counter(map(repr, pins))
-    assert parse_layout(format_layout(entry)) == entry
-
-
-GEOMETRIES = {H100_ID: H100, H20_ID: H20, B200_ID: B200}
-
-
-@st.composite
-def current_gpus(draw: st.DrawFn) -> list[CurrentGpu]:
-    gpus = []
-    for index in range(draw(st.integers(1, 3))):
-        pci = draw(st.sampled_from(sorted(GEOMETRIES)))
-        instances = []
-        for _ in range(draw(st.integers(0, 4))):
-            prof = draw(st.sampled_from(GEOMETRIES[pci].profiles))
-            start = draw(st.sampled_from(prof.placements)).start
-            small = f"1c.{prof.name}" if prof.slice_count > 1 else prof.name
-            compute = draw(st.sampled_from([None, (prof.name,), (small,), (small, small), ()]))
-            instances.append(CurrentInstance(prof.name, start, compute))
-        gpus.append(CurrentGpu(index, pci, draw(st.booleans()), tuple(instances)))
-    return gpus
-
-
-def _expected(gpu: CurrentGpu, placements: bool) -> Counter[TargetInstance]:
-    geo = GEOMETRIES[gpu.pci_device_id]
-    out = Counter[TargetInstance]()
-    for inst in gpu.instances if gpu.mig_enabled else ():
-        gi = geo.by_name(inst.profile)
-        compute = None if inst.compute in (None, (gi.name,)) else inst.compute
-        out[TargetInstance(gi.id, Placement(inst.start, gi.placement_size) if placements else None, compute)] += 1
-    return out
-
-
-@settings(max_examples=80, deadline=None)
-@given(current_gpus(), st.sampled_from(["yaml", "json"]), st.booleans())
-def test_export_load_select_round_trips(gpus: list[CurrentGpu], fmt: str, placements: bool) -> None:
-    text = export_text(gpus, fmt="json" if fmt == "json" else "yaml", placements=placements)
-    facts = [GpuFacts(g.index, g.pci_device_id, GEOMETRIES[g.pci_device_id]) for g in gpus]
-    sel = select(load_text(text, "current.yaml"), "current", facts)
-    assert not sel.skipped
-    for gpu in gpus:
-        target = sel.targets[gpu.index]
-        assert target.mig_enabled == gpu.mig_enabled
-        assert Counter(target.instances) == _expected(gpu, placements)
-
-
-def test_export_format_and_mig_parted_compatible_mode() -> None:
-    gpus = [
-        CurrentGpu(0, H20_ID, True, (CurrentInstance("3g.48gb", 4, ("1c.3g.48gb",) * 3),
-                                     CurrentInstance("3g.48gb", 0, ("3g.48gb",)),
-                                     CurrentInstance("1g.12gb", 3, ("1g.12gb",)))),
-        CurrentGpu(1, H20_ID, False),
-    ]
-    doc = export_spec(gpus)
-    assert doc["mig-configs"]["current"] == [
-        {"devices": [0], "mig-enabled": True, "mig-devices": {"3g.48gb": 2, "1g.12gb": 1},
-         "x-migctl": {"instances": [
-             {"profile": "3g.48gb", "placement": 0},
-             {"profile": "3g.48gb", "placement": 4, "compute": ["1c.3g.48gb"] * 3},
-             {"profile": "1g.12gb", "placement": 3},
-         ]}},
-        {"devices": [1], "mig-enabled": False},
-    ]
-    plain = export_text(gpus, extensions=False)
-    assert "x-migctl" not in plain and "devices: [0]" in plain
-    assert yaml.safe_load(plain)["mig-configs"]["current"][0]["mig-devices"] == {"3g.48gb": 2, "1g.12gb": 1}
-
-
 # --- inline --layout ---------------------------------------------------------------------------
 
 
@@ -499,60 +298,3 @@ def test_inline_layout_errors(text: str, message: str) -> None:
 def test_inline_compute_must_belong_to_its_instance() -> None:
     with pytest.raises(ConfigError, match="does not belong"):
         resolve(parse_layout("3g.48gb[1c.2g.24gb]"), GpuFacts(0, H20_ID, H20))
-
-
-# --- hooks -------------------------------------------------------------------------------------
-
-DUMP_ENV = "import json, os, sys; json.dump({'env': dict(os.environ), 'cwd': os.getcwd()}, open(sys.argv[1], 'w'))"
-
-
-def _hooks(tmp_path: Path, hooks: dict[str, list[dict[str, object]]]) -> str:
-    return yaml.safe_dump({"version": "v1", "hooks": hooks})
-
-
-def test_hook_runs_argv_with_its_envs_and_mig_parted_variables(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "env.json"
-    monkeypatch.setenv("MIGCTL_TEST_PARENT_ONLY", "1")
-    text = _hooks(tmp_path, {"apply-start": [{
-        "workdir": str(tmp_path), "command": sys.executable, "args": ["-c", DUMP_ENV, str(out)],
-        "envs": {"HOOK_VAR": "from-hook", "MIG_PARTED_SELECTED_CONFIG": "overridden"},
-    }]})
-    hooks = load_hooks_text(text, "hooks.yaml")
-    env = mig_parted_env("/etc/config.yaml", "all-balanced", hooks_file="hooks.yaml")
-    results = run_hook(hooks, "apply-start", env)
-    assert [r.returncode for r in results] == [0]
-    seen = json.loads(out.read_text())
-    assert seen["cwd"] == str(tmp_path)
-    assert seen["env"]["HOOK_VAR"] == "from-hook"
-    assert seen["env"]["MIG_PARTED_SELECTED_CONFIG"] == "all-balanced"  # the caller's win
-    assert seen["env"]["MIG_PARTED_CONFIG_FILE"] == "/etc/config.yaml"
-    assert seen["env"]["MIG_PARTED_SKIP_RESET"] == "false"
-    assert "MIGCTL_TEST_PARENT_ONLY" not in seen["env"]  # as mig-parted: not inherited
-    assert run_hook(hooks, "pre-apply-mode", env) == []
-
-
-def test_failing_hook_reports_its_exit_code(tmp_path: Path) -> None:
-    marker = tmp_path / "second-ran"
-    failing: dict[str, object] = {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"]}
-    second: dict[str, object] = {"command": sys.executable, "args": ["-c", f"open({str(marker)!r}, 'w')"]}
-    hooks = load_hooks_text(_hooks(tmp_path, {"pre-apply-config": [failing, second],
-                                              "apply-exit": [failing, second]}))
-    with pytest.raises(HookError) as info:
-        run_hook(hooks, "pre-apply-config", {})
-    assert info.value.returncode == 3 and "exit code 3" in str(info.value)
-    results = run_hook(hooks, "apply-exit", {})  # the caller decides
-    assert [r.returncode for r in results] == [3]
-    assert not marker.exists()  # stops at the first failure, as mig-parted
-    missing = load_hooks_text(_hooks(tmp_path, {"apply-start": [{"command": "no-such-command-migctl"}]}))
-    with pytest.raises(HookError, match="command not found"):
-        run_hook(missing, "apply-start", {})
-
-
-def test_hooks_file_errors_have_lines() -> None:
-    text = "version: v1\nhooks:\n  apply-strat:\n    - command: /bin/true\n"
-    with pytest.raises(ConfigError, match=r"^hooks.yaml:3: hooks.apply-strat: .*did you mean 'apply-start'"):
-        load_hooks_text(text, "hooks.yaml")
-    with pytest.raises(ConfigError, match=r"^hooks.yaml:5: hooks.apply-exit\[0\].envs.N: expected a string"):
-        load_hooks_text("version: v1\nhooks:\n  apply-exit:\n    - command: x\n      envs: {N: 1}\n",
-                        "hooks.yaml")

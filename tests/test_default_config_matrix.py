@@ -43,7 +43,7 @@ MIG_MODELS = [k for k, m in models().items() if m.mig_capable]
 
 @pytest.fixture(scope="module")
 def default_file() -> Path:
-    return REPO / "tests" / "data" / "mig-parted-config-default.yaml"
+    return REPO / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +89,14 @@ def test_every_default_config_applies_where_it_targets_and_is_rejected_where_it_
                 continue
             g = plan.gpus[0]
             if g.target is None:
+                # A config that covers none of the node's GPUs is refused, changing nothing.
                 left_alone += 1
-                report = apply(node, plan)
-                if targeted or [o.result for o in report.gpus] != ["skipped"] or snapshot(gpu) != before:
-                    problems.append(f"{name}: should be left alone: {g.note}; {report.gpus}")
+                try:
+                    report = apply(node, plan)
+                    problems.append(f"{name}: covers no GPU, yet apply went ahead: {report.gpus}")
+                except UsageError as exc:
+                    if targeted or "covers none of the chosen GPUs" not in str(exc) or snapshot(gpu) != before:
+                        problems.append(f"{name}: should be refused, changing nothing: {g.note}; {exc}")
                 continue
             if not targeted:
                 problems.append(f"{name}: applies_to says not targeted, yet it plans")
@@ -166,10 +170,11 @@ def test_the_cli_rejects_a_config_a_model_cannot_hold_before_any_change(migctl: 
     assert migctl("--sim", "h100-80gbx2", "status", "--json").out == before
 
 
-def test_the_cli_leaves_a_model_the_config_does_not_cover_alone(migctl: Cli, default_file: Path) -> None:
+def test_the_cli_refuses_a_config_that_covers_none_of_the_gpus(migctl: Cli, default_file: Path) -> None:
     r = migctl("--sim", "h20", "apply", "-f", str(default_file), "-c", "all-1g.10gb")
-    assert r.code == 0, r
-    assert "GPU 0: skipped: no entry of config 'all-1g.10gb' covers GPU 0 (NVIDIA H20, 0x232910DE)" in r.out
+    assert r.code == 2, r  # mig-parted would succeed doing nothing: almost surely the wrong config name
+    assert "no entry of config 'all-1g.10gb' covers GPU 0 (NVIDIA H20, 0x232910DE)" in r.out
+    assert "config 'all-1g.10gb' covers none of the chosen GPUs (GPU 0: NVIDIA H20, 0x232910DE)" in r.err
     r = migctl("--sim", "h20", "apply", "-f", str(default_file), "-c", "all-1g.12gb")
     assert r.code == 0 and "GPU 0: applied (kept 0, destroyed 0, created 7)" in r.out
     r = migctl("--sim", "h20", "apply", "-f", str(default_file), "-c", "all-disabled")

@@ -40,8 +40,11 @@ def test_healthy_node_passes(migctl: Cli, h20: list[str]) -> None:
     assert r.code == 0, r.out + r.err
     report = r.json()
     validate(report)
-    assert report["ok"] and report["summary"]["fail"] == 0 and report["summary"]["warn"] == 0
-    assert {c["status"] for c in report["checks"]} == {"pass"}
+    assert report["ok"] and report["summary"]["fail"] == 0
+    # Everything passes; the warnings only say that CUDA cannot be real on a simulated node (and,
+    # where the installed PyTorch is a CPU-only build, that it cannot use a GPU).
+    warned = {c["check"] for c in report["checks"] if c["status"] != "pass"}
+    assert "simulated" in warned and warned <= {"simulated", "pytorch"}
     assert by_check(report, "driver")[0]["message"].startswith("driver 570.")
     assert "active" in by_check(report, "fabric-manager")[0]["message"]
     smoke = by_check(report, "smoke")
@@ -50,7 +53,7 @@ def test_healthy_node_passes(migctl: Cli, h20: list[str]) -> None:
         assert f"sees exactly {c['uuid']}" in c["message"] and "registered" in c["message"]
         assert c["output"][:2] == [f"CUDA_VISIBLE_DEVICES={c['uuid']}", f"MIGCTL_DEVICE_UUID={c['uuid']}"]
     human = migctl("doctor")
-    assert human.code == 0 and "all checks passed" in human.out
+    assert human.code == 0 and "no failures" in human.out and "all checks passed" not in human.out
 
 
 def test_fabric_manager_down_fails_with_the_fix_and_every_smoke_test_fails(
@@ -125,7 +128,8 @@ def test_node_doctor_returns_typed_checks(h20: list[str]) -> None:
     assert skipped.status == "warn" and "not tested, leased by pid" in skipped.message  # never waits for a busy one
     assert skipped.fix == "run migctl doctor again when it is free"
     assert tested.status == "pass" and tested.output[0] == f"CUDA_VISIBLE_DEVICES={h20[1]}"
-    assert report.summary == {"pass": len(report.checks) - 1, "warn": 1, "fail": 0}
+    notes = sum(1 for c in report.checks if c.check in ("simulated", "pytorch"))  # see test_healthy_node_passes
+    assert report.summary == {"pass": len(report.checks) - 1 - notes, "warn": 1 + notes, "fail": 0}
 
 
 def test_without_a_driver_nvml_fails_first(migctl: Cli, state_dir: Path) -> None:

@@ -83,14 +83,20 @@ def test_boot_commands_match_the_schema(migctl: Cli, tmp_path: Path) -> None:
     assert len(removed["removed"]) == 5
 
 
-def test_export_slurm_and_k8s_match_the_schema(migctl: Cli, tmp_path: Path) -> None:
+def test_export_slurm_and_k8s_match_the_schema(migctl: Cli, state_dir: Path, tmp_path: Path) -> None:
     s = Sim(migctl, "h20x2")
+    s.ok("apply", "--layout", "3g.48gb[1c,2c],1g.12gb:2", "-i", "0")
+    slurm = s.json("export", "--format", "slurm", "--node-name", "gpu7")
+    validate("export --format slurm", slurm)
+    # the simulated driver's own table and /dev (docs/simulator.md)
+    assert slurm["format"] == "slurm" and slurm["mig_minors"] == str(
+        state_dir / "sim" / "root" / "proc" / "driver" / "nvidia-caps" / "mig-minors")
+    assert slurm["dev_root"] == str(state_dir / "sim" / "root" / "dev")
     minors = tmp_path / "mig-minors"
     minors.write_text(driver_minors(2))
-    s.ok("apply", "--layout", "3g.48gb[1c,2c],1g.12gb:2", "-i", "0")
-    slurm = s.json("export", "--format", "slurm", "--mig-minors", str(minors), "--node-name", "gpu7")
-    validate("export --format slurm", slurm)
-    assert slurm["format"] == "slurm" and slurm["mig_minors"] == str(minors)
+    copied = s.json("export", "--format", "slurm", "--node-name", "gpu7", "--mig-minors", str(minors))
+    validate("export --format slurm", copied)
+    assert copied["mig_minors"] == str(minors)
     assert [r["index"] for r in slurm["records"]] == list(range(5))  # 4 MIG devices and GPU 1 whole
     whole = [r for r in slurm["records"] if r["gpu_instance"] is None]
     assert len(whole) == 1 and whole[0]["profile"] is None and whole[0]["gpu"] == 1
@@ -107,18 +113,16 @@ def test_export_slurm_and_k8s_match_the_schema(migctl: Cli, tmp_path: Path) -> N
 
 def test_task_prolog_hooks_file_and_clients_match_the_schema(migctl: Cli, tmp_path: Path) -> None:
     s = Sim(migctl, "h20x2")
-    minors = tmp_path / "mig-minors"
-    minors.write_text(driver_minors(2))
     s.ok("apply", "--layout", "3g.48gb,1g.12gb", "-i", "0")
-    uuids = [r["uuid"] for r in s.json("export", "--format", "slurm", "--mig-minors", str(minors))["records"]]
+    uuids = [r["uuid"] for r in s.json("export", "--format", "slurm")["records"]]
     env = {"SLURM_STEP_GPUS": "1", "CUDA_VISIBLE_DEVICES": "1"}
-    given = s.json("slurm", "task-prolog", "--mig-minors", str(minors), env=env)
+    given = s.json("slurm", "task-prolog", env=env)
     validate("slurm task-prolog", given)
     assert given["source"] == "SLURM_STEP_GPUS" and given["uuids"] == [uuids[1]]
     assert given["line"] == f"export CUDA_VISIBLE_DEVICES={uuids[1]}"
     clean = {k: v for k, v in os.environ.items() if k not in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS",
                                                                "CUDA_VISIBLE_DEVICES")}
-    none = s.json("slurm", "task-prolog", "--mig-minors", str(minors), env=clean)
+    none = s.json("slurm", "task-prolog", env=clean)
     validate("slurm task-prolog", none)
     assert none["source"] is None and none["line"] is None
 
@@ -211,15 +215,12 @@ def test_node_checkpoint_restore_and_generate_config(migctl: Cli, state_dir: Pat
             node.generate_config(fmt="toml")
 
 
-def test_node_exports_for_slurm_and_kubernetes(migctl: Cli, state_dir: Path, tmp_path: Path) -> None:
+def test_node_exports_for_slurm_and_kubernetes(migctl: Cli, state_dir: Path) -> None:
     s = Sim(migctl, "h20x2")
-    minors = tmp_path / "mig-minors"
-    minors.write_text(driver_minors(2))
     s.ok("apply", "--layout", "1g.12gb:7")
     with migctl_node(state_dir) as node:
-        slurm = node.export_slurm(node_name="gpu7", mig_minors=str(minors))
-        assert to_data(slurm) == s.json("export", "--format", "slurm", "--node-name", "gpu7", "--mig-minors",
-                                        str(minors))
+        slurm = node.export_slurm(node_name="gpu7")
+        assert to_data(slurm) == s.json("export", "--format", "slurm", "--node-name", "gpu7")
         assert slurm.counts == {"nvidia_h20_1g.12gb": 14}
         assert to_data(node.export_k8s()) == s.json("export", "--format", "k8s")
 

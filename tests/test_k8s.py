@@ -5,7 +5,7 @@ device is ``nvidia.com/mig-<profile>`` with ``+`` written ``.``, and since devic
 v0.20.0 the suffixed profiles (``-me``, ``+me.all``, ``+gfx``) are resources of their own;
 ``single`` exposes a uniform layout as ``nvidia.com/gpu``. Label values for the H20 come from
 its ``nvidia-smi mig -lgip`` row (SM 8, DEC 1, ENC 0) and its MIG device size, 12032 MiB
-(shared/reference/mig-hardware.md).
+(docs/reference/mig-hardware.md).
 """
 
 from __future__ import annotations

@@ -385,7 +385,7 @@ def test_create_ci_default_and_rollback(sim: Callable[..., Sim]) -> None:
     r = s("create-ci", "-i", "0", "--gi", g, "1c.3g.48gb:2", env={"MIGCTL_SIM_FAULTS": "create-ci@2=UNKNOWN"})
     refused(r, 8, "the 1 compute instance(s) this command had created were destroyed again")
     assert s.status() == before
-    s.json("destroy", "--ci", f"{g}:0")
+    s.json("destroy", "-i", "0", "--ci", f"{g}:0")
     (c,) = s.json("create-ci", "-i", "0", "--gi", g)["created"]
     assert c["compute_profile"] == "3g.48gb"  # the default CI spans the GI
 
@@ -399,7 +399,9 @@ def test_destroy_refuses_any_instance_in_use_and_destroys_nothing(sim: Callable[
     b, i = str(busy["gpu_instance_id"]), str(idle["gpu_instance_id"])
     with running_on(s, uuid=busy["uuid"]) as proc:
         before = s.status()
-        for argv in (["--all"], ["--gi", i, "--gi", b], ["--ci", f"{b}:0"], ["--uuid", busy["uuid"]]):
+        gpu0 = ["-i", "0"]
+        targets = (["--all"], [*gpu0, "--gi", i, "--gi", b], [*gpu0, "--ci", f"{b}:0"], ["--uuid", busy["uuid"]])
+        for argv in targets:
             r = s("destroy", *argv)
             refused(r, 5, "refusing to destroy instances in use", "nothing was destroyed")
             assert_names(r.err, proc)
@@ -407,7 +409,7 @@ def test_destroy_refuses_any_instance_in_use_and_destroys_nothing(sim: Callable[
         err = s("destroy", "--all", "--json").json()
         assert err["error"] == "in_use" and f"pid {proc.pid}" in err["message"]
         # The idle one can go while the other is busy.
-        assert [d["gpu_instance_id"] for d in s.json("destroy", "--gi", i)["destroyed"]] == [
+        assert [d["gpu_instance_id"] for d in s.json("destroy", "-i", "0", "--gi", i)["destroyed"]] == [
             idle["gpu_instance_id"]
         ] * 2
 
@@ -434,7 +436,8 @@ def test_destroy_bad_targets_are_usage_errors(sim: Callable[..., Sim]) -> None:
     (c,) = s.create("1g.12gb")
     before = s.status()
     refused(s("destroy"), 2, "say what to destroy")
-    refused(s("destroy", "--gi", "99"), 2, "GPU 0 has no GPU instance 99", f"its GPU instances: {c['gpu_instance_id']}")
+    gis = f"its GPU instances: {c['gpu_instance_id']}"
+    refused(s("destroy", "-i", "0", "--gi", "99"), 2, "GPU 0 has no GPU instance 99", gis)
     refused(s("destroy", "--ci", "3"), 2, "expected GI:CI")
     refused(s("destroy", "--uuid", "MIG-00000000-0000-0000-0000-000000000000"), 2, "no MIG device has UUID")
     assert s.status() == before
@@ -559,7 +562,8 @@ JSON_ERRORS = [
     (["create", "7g.96gb", "4g.48gb"], 4, "insufficient_resources"),
     (["create", "1g.12gb", "-i", "1"], 3, "not_supported"),
     (["create-ci", "-i", "0", "--gi", "99"], 2, "usage"),
-    (["destroy", "--gi", "99"], 2, "usage"),
+    (["destroy", "-i", "0", "--gi", "99"], 2, "usage"),
+    (["destroy", "--gi", "99"], 2, "usage"),  # GPU-instance IDs need -i on a node with several GPUs
     (["reset", "-i", "12"], 2, "usage"),
 ]
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from migctl.config import load_text, select
-from migctl.config.select import GpuFacts
+from migctl.config import load_text
+from migctl.config.select import GpuFacts, select
 from migctl.device import open_node
-from migctl.ops.files import load_config_file
+from migctl.ops.files import NVIDIA_DEFAULT_CONFIG, load_config_file
 
 MODELS = ["a100-40gb", "a100-80gb", "a30", "h100-80gb", "h100-nvl", "h100-96gb", "h200", "h20", "b200", "gb200",
           "rtx-pro-6000"]
@@ -32,7 +32,7 @@ def test_generate_config_matches_nvidias_default_file(model: str, migctl: Any, r
     r = migctl("--sim", model, "generate-config", "-o", "json")
     assert r.code == 0, r.err
     generated = load_text(r.out, "generated")
-    default = load_config_file(reference / "mig-parted-config-default.yaml")
+    default = load_config_file(NVIDIA_DEFAULT_CONFIG)
     node = open_node(model, str(state_dir))
     g = node.gpus[0]
     facts = [GpuFacts(0, g.pci_device_id, g.geometry(), g.name)]
@@ -129,7 +129,7 @@ def test_bad_checkpoint_is_one_line_naming_the_key(migctl: Any, tmp_path: Path) 
 
 
 def test_mode_only_changes_the_mode_and_no_instance(migctl: Any, reference: Path) -> None:
-    cfg = str(reference / "mig-parted-config-default.yaml")
+    cfg = str(NVIDIA_DEFAULT_CONFIG)
     r = migctl("--sim", "h20x2", "apply", "--mode-only", "-f", cfg, "-c", "all-1g.12gb", "--json")
     assert r.code == 0, r.err
     assert [(g[1], g[2]) for g in _state(migctl)] == [(True, []), (True, [])]
@@ -157,7 +157,7 @@ def test_skip_reset_accepts_a_pending_mode_change(migctl: Any) -> None:
 
 @pytest.mark.parametrize("prefix", ["MIGCTL", "MIG_PARTED"])
 def test_environment_names_the_config_file_and_selected_config(migctl: Any, reference: Path, prefix: str) -> None:
-    env = {f"{prefix}_CONFIG_FILE": str(reference / "mig-parted-config-default.yaml"),
+    env = {f"{prefix}_CONFIG_FILE": str(NVIDIA_DEFAULT_CONFIG),
            f"{prefix}_SELECTED_CONFIG": "all-balanced"}
     other = "MIG_PARTED" if prefix == "MIGCTL" else "MIGCTL"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(other)}

@@ -21,9 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migctl.core.geometry import Engines, GiProfile, GpuGeometry, Occupant, Placement
+from migctl.core.geometry import GpuGeometry, Occupant
 from migctl.core.layout import (
-    Create,
     ExistingInstance,
     Plan,
     PlanRefusal,
@@ -34,187 +33,48 @@ from migctl.core.planner import difference, plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _wipe import wipe_plan  # mig-parted's wipe-and-recreate, the benchmarks' baseline
-
-# --------------------------------------------------------------------------- geometries
-
-
-def _profile(
-    pid: int, name: str, count: int, starts: Sequence[int], size: int, dec: int = 0, jpeg: int = 0, ofa: int = 0
-) -> GiProfile:
-    return GiProfile(
-        id=pid,
-        name=name,
-        slice_count=int(name[0]),
-        instance_count=count,
-        memory_mib=0,
-        placements=tuple(Placement(s, size) for s in starts),
-        engines=Engines(dec=dec, jpeg=jpeg, ofa=ofa),
-    )
-
-
-# Built by hand from shared/reference/gpu-profile-tables.md, independent of the catalog.
-H100 = GpuGeometry(
-    profiles=(
-        _profile(19, "1g.10gb", 7, range(7), 1, dec=1, jpeg=1),
-        _profile(20, "1g.10gb+me", 1, range(7), 1, dec=1, jpeg=1, ofa=1),
-        _profile(15, "1g.20gb", 4, (0, 2, 4, 6), 2, dec=1, jpeg=1),
-        _profile(14, "2g.20gb", 3, (0, 2, 4), 2, dec=2, jpeg=2),
-        _profile(9, "3g.40gb", 2, (0, 4), 4, dec=3, jpeg=3),
-        _profile(5, "4g.40gb", 1, (0,), 4, dec=4, jpeg=4),
-        _profile(0, "7g.80gb", 1, (0,), 8, dec=7, jpeg=7, ofa=1),
-    ),
-    engine_totals=Engines(dec=7, jpeg=7, ofa=1),
+from planning import (  # tests/planning.py
+    CATALOG,
+    GEOMETRIES,
+    allows,
+    check_plan,
+    compute_of,
+    final_state,
+    free_spots,
+    satisfies,
 )
-A30 = GpuGeometry(
-    profiles=(
-        _profile(14, "1g.6gb", 4, range(4), 1, dec=1),
-        _profile(21, "1g.6gb+me", 1, range(4), 1, dec=1, jpeg=1, ofa=1),
-        _profile(5, "2g.12gb", 2, (0, 2), 2, dec=2),
-        _profile(6, "2g.12gb+me", 1, (0, 2), 2, dec=2, jpeg=1, ofa=1),
-        _profile(0, "4g.24gb", 1, (0,), 4, dec=4, jpeg=1, ofa=1),
-    ),
-    engine_totals=Engines(dec=4, jpeg=1, ofa=1),
-)
-A100_40 = GpuGeometry(
-    profiles=(
-        _profile(19, "1g.5gb", 7, range(7), 1),
-        _profile(20, "1g.5gb+me", 1, range(7), 1, dec=1, jpeg=1, ofa=1),
-        _profile(15, "1g.10gb", 4, (0, 2, 4, 6), 2, dec=1),
-        _profile(14, "2g.10gb", 3, (0, 2, 4), 2, dec=1),
-        _profile(9, "3g.20gb", 2, (0, 4), 4, dec=2),
-        _profile(5, "4g.20gb", 1, (0,), 4, dec=2),
-        _profile(0, "7g.40gb", 1, (0,), 8, dec=5, jpeg=1, ofa=1),
-    ),
-    engine_totals=Engines(dec=5, jpeg=1, ofa=1),
-)
-
-
-def _catalog() -> dict[str, GpuGeometry]:
-    """Every MIG-capable model of the simulator's catalog, as NVML reports it."""
-    from migctl.device.simulated import model_geometry
-    from migctl.sim.catalog import models
-
-    return {key: model_geometry(key) for key, m in models().items() if m.mig_capable}
-
-
-CATALOG = _catalog()
-# With the engine pool unknown only slices and instance counts limit a layout (then the
-# +me profiles' instance count of one is what stops a second one).
-H100_NO_POOL = GpuGeometry(profiles=H100.profiles, engine_totals=None)
-GEOMETRIES: dict[str, GpuGeometry] = {
-    "hand-h100-80gb": H100,
-    "hand-h100-no-pool": H100_NO_POOL,
-    "hand-a30": A30,
-    "hand-a100-40gb": A100_40,
-}
-GEOMETRIES.update(CATALOG)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def compute_of(geo: GpuGeometry, t: TargetInstance) -> tuple[str, ...]:
-    return default_compute(geo.by_id(t.profile_id).name) if t.compute is None else tuple(sorted(t.compute))
-
-
-def final_state(p: Plan) -> list[tuple[int, Placement, tuple[str, ...]]]:
-    """(profile, placement, compute) of every GPU instance once ``p`` has run."""
-    state = [(e.profile_id, e.placement, tuple(sorted(e.compute))) for e in p.keep]
-    state += [(r.instance.profile_id, r.instance.placement, tuple(sorted(r.compute))) for r in p.recompute]
-    state += [(c.profile_id, c.placement, tuple(sorted(c.compute))) for c in p.create]
-    return state
-
-
-ENGINE_KINDS = ("dec", "enc", "jpeg", "ofa")
-
-
-def allows(geo: GpuGeometry, occupants: Sequence[Occupant], pid: int, placement: Placement) -> bool:
-    """Whether the hardware lets one more ``pid`` instance go at ``placement`` next to ``occupants``.
-
-    Written independently of ``migctl.core``'s rules: a legal ``-lgipp`` placement, no memory
-    slice taken twice, the profile's instance count, and every media-engine kind within the pool.
-    """
-    prof = next(p for p in geo.profiles if p.id == pid)
-    if (placement.start, placement.size) not in {(p.start, p.size) for p in prof.placements}:
-        return False
-    taken = {s for o in occupants for s in range(o.placement.start, o.placement.start + o.placement.size)}
-    if taken & set(range(placement.start, placement.start + placement.size)):
-        return False
-    if sum(1 for o in occupants if o.profile_id == pid) + 1 > prof.instance_count:
-        return False
-    if geo.engine_totals is not None:
-        by_id = {p.id: p for p in geo.profiles}
-        for kind in ENGINE_KINDS:
-            used = sum(getattr(by_id[o.profile_id].engines, kind) for o in occupants) + getattr(prof.engines, kind)
-            if used > getattr(geo.engine_totals, kind):
-                return False
-    return True
-
-
-def free_spots(geo: GpuGeometry, occupants: Sequence[Occupant], prof: GiProfile) -> list[Placement]:
-    return [p for p in prof.placements if allows(geo, occupants, prof.id, p)]
-
-
-def valid(geo: GpuGeometry, kept: Sequence[Occupant], creates: Sequence[tuple[int, Placement]]) -> bool:
-    """Whether creating ``creates`` one by one next to ``kept`` is allowed each time."""
-    occupants = list(kept)
-    for pid, placement in creates:
-        if not allows(geo, occupants, pid, placement):
-            return False
-        occupants.append(Occupant(pid, placement))
-    return True
-
-
-def satisfies(
-    geo: GpuGeometry, state: Sequence[tuple[int, Placement, tuple[str, ...]]], target: Sequence[TargetInstance]
-) -> bool:
-    """Whether the final state is exactly the target (pins and compute layouts included)."""
-    rest = list(state)
-    for t in sorted(target, key=lambda t: t.placement is None):
-        want = (t.profile_id, compute_of(geo, t))
-        hit = next(
-            (s for s in rest if (s[0], s[2]) == want and (t.placement is None or s[1] == t.placement)),
-            None,
-        )
-        if hit is None:
-            return False
-        rest.remove(hit)
-    return not rest
-
-
-def check_plan(
-    geo: GpuGeometry, current: Sequence[ExistingInstance], target: Sequence[TargetInstance], p: Plan
-) -> None:
-    """Everything a returned plan must be, whatever the scenario."""
-    touched = [*p.keep, *p.destroy, *(r.instance for r in p.recompute)]
-    assert sorted(touched, key=id) == sorted(current, key=id), "every existing instance is decided once"
-    assert not any(e.busy for e in p.destroy), "a busy instance is never destroyed"
-    assert not any(r.instance.busy for r in p.recompute), "a busy instance is never recomputed"
-    standing = [Occupant(e.profile_id, e.placement) for e in (*p.keep, *(r.instance for r in p.recompute))]
-    assert valid(geo, standing, [(c.profile_id, c.placement) for c in p.create])
-    assert satisfies(geo, final_state(p), target)
-    order = [(-c.placement.size, c.placement.start) for c in p.create]
-    assert order == sorted(order), "creates come larger placements first, then by start"
-
 
 # --------------------------------------------------------------------------- the oracle
 
 
-def _placements_for(
-    geo: GpuGeometry, kept: Sequence[Occupant], rest: Sequence[TargetInstance]
-) -> Iterator[list[tuple[int, Placement]]]:
-    """Every assignment of legal placements to ``rest`` (identical instances as combinations)."""
-    groups = Counter((t.profile_id, t.placement) for t in rest)
-    choices = []
-    for (pid, pin), n in groups.items():
-        spots = [pin] if pin is not None else list(geo.by_id(pid).placements)
-        choices.append([[(pid, p) for p in combo] for combo in itertools.combinations(spots, n)])
-    for pick in itertools.product(*choices):
-        yield [c for group in pick for c in group]
-
-
 def fits(geo: GpuGeometry, kept: Sequence[Occupant], rest: Sequence[TargetInstance]) -> bool:
-    return any(valid(geo, kept, creates) for creates in _placements_for(geo, kept, rest))
+    """Whether some assignment of legal placements to ``rest`` (identical instances as
+    combinations) passes :func:`valid` next to ``kept``.
+
+    Every assignment is searched, depth first, one instance at a time, with the same test
+    :func:`valid` applies (``allows`` for each instance created after the ones before it). A
+    branch ends at the first refusal: :func:`valid` fails an assignment at its first refused
+    instance, so no assignment that starts that way can pass.
+    """
+    groups = list(Counter((t.profile_id, t.placement) for t in rest).items())
+
+    def search(i: int, start: int, left: int, occupants: list[Occupant]) -> bool:
+        """Place ``left`` more instances of group ``i`` at its spots from ``start`` on, then the rest."""
+        if left == 0:
+            if i + 1 == len(groups):
+                return True
+            return search(i + 1, 0, groups[i + 1][1], occupants)
+        (pid, pin), _ = groups[i]
+        profile = geo.by_id(pid)
+        spots = [pin] if pin is not None else list(profile.placements)
+        for k in range(start, len(spots) - left + 1):
+            if allows(geo, occupants, pid, spots[k]) and search(
+                i, k + 1, left - 1, [*occupants, Occupant(pid, spots[k])]
+            ):
+                return True
+        return False
+
+    return not groups or search(0, 0, groups[0][1], list(kept))
 
 
 def _matchings(
@@ -391,198 +251,3 @@ def test_random_scenarios_against_the_oracle(
         # (mig-parted knows no placements: with equal counts it keeps instances a pin would move)
         assert len(w.destroy) >= len(p.destroy) or any(t.placement is not None for t in target)
         assert satisfies(geo, final_state(w), [TargetInstance(t.profile_id, None, t.compute) for t in target])
-
-
-# --------------------------------------------------------------------------- known cases
-
-
-def gi(
-    gi_id: int, geo: GpuGeometry, name: str, start: int, busy: bool = False, compute: tuple[str, ...] | None = None
-) -> ExistingInstance:
-    prof = geo.by_name(name)
-    placement = prof.placement_at(start)
-    assert placement is not None
-    return ExistingInstance(gi_id, prof.id, placement, default_compute(prof.name) if compute is None else compute, busy)
-
-
-def want(geo: GpuGeometry, *names: str) -> list[TargetInstance]:
-    return [TargetInstance(geo.by_name(n).id) for n in names]
-
-
-def test_a100_mixed_layout_plans_in_any_order() -> None:
-    """nvidia-smi -cgi fails some orders of this (first fit blocks the 3g); placements never do."""
-    names = ["1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb"]
-    plans = set()
-    for order in itertools.permutations(names):
-        p = plan(A100_40, [], want(A100_40, *order))
-        assert isinstance(p, Plan), p
-        check_plan(A100_40, [], want(A100_40, *order), p)
-        plans.add(p)
-    assert len(plans) == 1  # the same plan for every order
-    (p,) = plans
-    # 3g.20gb at 0:4 would leave 2g at 4:2 and a single 1g slot (6; slot 7 takes no 1g).
-    assert [(A100_40.by_id(c.profile_id).name, str(c.placement)) for c in p.create] == [
-        ("3g.20gb", "4:4"),
-        ("2g.10gb", "0:2"),
-        ("1g.5gb", "2:1"),
-        ("1g.5gb", "3:1"),
-    ]
-
-
-def test_applying_the_layout_the_gpu_has_is_a_noop() -> None:
-    current = [gi(1, H100, "3g.40gb", 0), gi(5, H100, "2g.20gb", 4), gi(13, H100, "1g.10gb", 6)]
-    target = want(H100, "1g.10gb", "3g.40gb", "2g.20gb")
-    p = plan(H100, current, target)
-    assert isinstance(p, Plan) and p.is_noop
-    assert p.keep == tuple(current)
-    assert difference(H100, current, target) == []
-    assert wipe_plan(H100, current, target) == p
-
-
-def test_changing_one_instance_keeps_the_rest() -> None:
-    # Two 3g instances; the target swaps one of them for two 2g. 2g can only start at 0, 2
-    # or 4, so only the 3g at 0:4 can make room: the planner must destroy that one.
-    current = [gi(1, H100, "3g.40gb", 0), gi(2, H100, "3g.40gb", 4)]
-    p = plan(H100, current, want(H100, "3g.40gb", "2g.20gb", "2g.20gb"))
-    assert isinstance(p, Plan)
-    assert p.keep == (current[1],) and p.destroy == (current[0],)
-    assert p.create == (
-        Create(14, Placement(0, 2), ("2g.20gb",)),
-        Create(14, Placement(2, 2), ("2g.20gb",)),
-    )
-    # mig-parted would have destroyed both.
-    w = wipe_plan(H100, current, want(H100, "3g.40gb", "2g.20gb", "2g.20gb"))
-    assert isinstance(w, Plan) and len(w.destroy) == 2
-
-
-def test_seven_small_to_one_medium_destroys_only_what_is_under_it() -> None:
-    current = [gi(7 + s, H100, "1g.10gb", s) for s in range(7)]
-    p = plan(H100, current, want(H100, "2g.20gb", *["1g.10gb"] * 5))
-    assert isinstance(p, Plan)
-    assert len(p.keep) == 5 and len(p.destroy) == 2
-    # Ties are broken by keeping lower GI IDs: GI 7..10 stay, the 2g goes at 4:2.
-    assert [e.gi_id for e in p.destroy] == [11, 12]
-    assert p.create == (Create(14, Placement(4, 2), ("2g.20gb",)),)
-
-
-def test_compute_change_recomputes_instead_of_destroying() -> None:
-    current = [gi(1, H100, "3g.40gb", 0), gi(2, H100, "3g.40gb", 4)]
-    target = [TargetInstance(9), TargetInstance(9, compute=("1c.3g.40gb",) * 3)]
-    p = plan(H100, current, target)
-    assert isinstance(p, Plan)
-    assert not p.destroy and not p.create
-    assert p.keep == (current[0],)
-    assert [(r.instance.gi_id, r.compute) for r in p.recompute] == [(2, ("1c.3g.40gb",) * 3)]
-    assert difference(H100, current, target) == [
-        "compute layout differs on 3g.40gb at 4:4 (GI 2): has 3g.40gb, target wants 3x 1c.3g.40gb"
-    ]
-
-
-def test_target_needing_a_busy_instances_slices_is_refused_naming_it() -> None:
-    current = [gi(1, H100, "3g.40gb", 0, busy=True), gi(2, H100, "3g.40gb", 4)]
-    target = want(H100, "4g.40gb", "3g.40gb")  # 4g.40gb can only go at 0:4
-    p = plan(H100, current, target)
-    assert isinstance(p, PlanRefusal)
-    assert p.busy == (current[0],)
-    assert "GI 1" in p.reason and "busy" in p.reason
-    # Once idle, the same change destroys GI 1 only.
-    idle = [gi(1, H100, "3g.40gb", 0), current[1]]
-    q = plan(H100, idle, target)
-    assert isinstance(q, Plan) and q.destroy == (idle[0],) and q.keep == (idle[1],)
-
-
-def test_busy_instance_outside_the_target_is_refused() -> None:
-    current = [gi(3, A30, "1g.6gb", 0, busy=True), gi(4, A30, "1g.6gb", 1)]
-    p = plan(A30, current, want(A30, "2g.12gb", "2g.12gb"))
-    assert isinstance(p, PlanRefusal) and p.busy == (current[0],)
-    assert "GI 3" in p.reason
-    assert "GI 4" not in p.reason  # GI 4 is idle: the planner would just destroy it
-
-
-def test_busy_instance_that_fits_the_target_is_kept() -> None:
-    current = [gi(3, A30, "1g.6gb", 0, busy=True), gi(4, A30, "1g.6gb", 1)]
-    p = plan(A30, current, want(A30, "1g.6gb", "2g.12gb"))
-    assert isinstance(p, Plan)
-    assert p.keep == (current[0],) and p.destroy == (current[1],)
-    assert p.create == (Create(5, Placement(2, 2), ("2g.12gb",)),)
-
-
-def test_busy_instance_is_never_recomputed() -> None:
-    current = [gi(1, H100, "7g.80gb", 0, busy=True)]
-    p = plan(H100, current, [TargetInstance(0, compute=("1c.7g.80gb",) * 7)])
-    assert isinstance(p, PlanRefusal) and p.busy == (current[0],)
-    assert "compute" in p.reason or "7g.80gb" in p.reason
-
-
-def test_exact_keeps_beat_recomputes() -> None:
-    # Keeping GI 2 with new compute instances would be found first in GI order, but keeping
-    # GI 1 and GI 3 as they are and destroying GI 2 disrupts one instance instead of two.
-    current = [
-        gi(1, A100_40, "1g.5gb", 0),
-        gi(2, A100_40, "1g.5gb", 2, compute=("1c.1g.5gb", "1c.1g.5gb")),
-        gi(3, A100_40, "1g.5gb", 1),
-    ]
-    target = [TargetInstance(19, Placement(0, 1)), TargetInstance(19)]
-    p = plan(A100_40, current, target)
-    assert isinstance(p, Plan)
-    assert [e.gi_id for e in p.keep] == [1, 3] and [e.gi_id for e in p.destroy] == [2]
-    assert not p.recompute and not p.create
-
-
-def test_instance_count_limits_without_an_engine_pool() -> None:
-    p = plan(H100_NO_POOL, [], want(H100_NO_POOL, "1g.10gb+me", "1g.10gb+me"))
-    assert isinstance(p, PlanRefusal) and "at most 1" in p.reason
-    p = plan(H100_NO_POOL, [gi(7, H100_NO_POOL, "1g.10gb+me", 0)], want(H100_NO_POOL, "1g.10gb+me", "1g.10gb+me"))
-    assert isinstance(p, PlanRefusal) and not p.busy
-
-
-def test_pinned_placement_is_honoured() -> None:
-    target = [TargetInstance(9, Placement(4, 4)), TargetInstance(19)]
-    p = plan(H100, [], target)
-    assert isinstance(p, Plan)
-    assert p.create == (Create(9, Placement(4, 4), ("3g.40gb",)), Create(19, Placement(0, 1), ("1g.10gb",)))
-
-
-def test_refusal_says_what_does_not_fit_and_what_would() -> None:
-    p = plan(H100, [], want(H100, "3g.40gb", "3g.40gb", "1g.10gb"))
-    assert isinstance(p, PlanRefusal) and not p.busy
-    assert "9 memory slices" in p.reason and "has 8" in p.reason
-    assert "Removing one 3g.40gb or one 1g.10gb would make it fit" in p.reason
-
-    p = plan(H100, [], want(H100, *["2g.20gb"] * 4))
-    assert isinstance(p, PlanRefusal) and "at most 3" in p.reason
-
-    p = plan(A30, [], want(A30, "1g.6gb+me", "2g.12gb+me"))  # one OFA engine on an A30
-    assert isinstance(p, PlanRefusal) and "OFA" in p.reason
-
-    p = plan(A100_40, [], want(A100_40, *["2g.10gb"] * 3, "1g.5gb", "1g.5gb"))  # slice 7 takes no 1g
-    assert isinstance(p, PlanRefusal) and "legal placements" in p.reason
-
-    p = plan(H100, [], [TargetInstance(42)])
-    assert isinstance(p, PlanRefusal) and "42" in p.reason
-
-    p = plan(H100, [], [TargetInstance(5, Placement(4, 4))])
-    assert isinstance(p, PlanRefusal) and "4g.40gb cannot be placed at 4:4" in p.reason
-
-
-def test_refusal_offers_the_largest_part_that_fits() -> None:
-    p = plan(H100, [], want(H100, "7g.80gb", "7g.80gb", "4g.40gb", "4g.40gb"))
-    assert isinstance(p, PlanRefusal)
-    assert "The largest part of it that fits is 1x 7g.80gb" in p.reason
-
-
-def test_difference_reads_like_a_diff() -> None:
-    current = [gi(1, H100, "3g.40gb", 0), gi(2, H100, "3g.40gb", 4)]
-    target = [TargetInstance(9, Placement(0, 4)), *want(H100, "1g.10gb", "1g.10gb")]
-    assert difference(H100, current, target) == ["missing 2x 1g.10gb", "unexpected 3g.40gb at 4:4 (GI 2)"]
-    assert difference(H100, current, want(H100, "3g.40gb", "3g.40gb")) == []
-
-
-def test_wipe_plan_rebuilds_everything_unless_counts_match() -> None:
-    current = [gi(7 + s, H100, "1g.10gb", s) for s in range(7)]
-    same = wipe_plan(H100, current, want(H100, *["1g.10gb"] * 7))
-    assert isinstance(same, Plan) and same.is_noop
-    w = wipe_plan(H100, current, want(H100, *["1g.10gb"] * 6))
-    assert isinstance(w, Plan) and len(w.destroy) == 7 and len(w.create) == 6
-    p = plan(H100, current, want(H100, *["1g.10gb"] * 6))
-    assert isinstance(p, Plan) and len(p.destroy) == 1

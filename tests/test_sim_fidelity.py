@@ -1,4 +1,4 @@
-"""The MIG simulator behaves like the hardware (``shared/reference/mig-hardware.md``).
+"""The MIG simulator behaves like the hardware (``docs/reference/mig-hardware.md``).
 
 Each test drives the pynvml-shaped simulator (``migctl.sim.open``) or the device layer
 (``migctl.device.open_node``) the way a real NVML client would, and checks one rule of the
@@ -27,6 +27,7 @@ import psutil
 import pynvml
 import pytest
 
+from conftest import Cli
 from migctl import sim
 from migctl.core.geometry import Placement
 from migctl.device import open_node
@@ -541,6 +542,49 @@ def test_handle_by_uuid_for_gpu_and_mig_and_is_mig_quirk(state_dir: Path) -> Non
         nvml.nvmlDeviceGetHandleByUUID("MIG-00000000-0000-0000-0000-000000000000")
     # §6 / pynvml naming: "<GPU name> MIG <profile>"
     assert nvml.nvmlDeviceGetName(by_mig) == "NVIDIA H100 80GB HBM3 MIG 3g.40gb"
+
+
+def test_a_smaller_compute_instance_names_its_mig_device_1c_gi(state_dir: Path, migctl: Cli) -> None:
+    """MIG user guide, "MIG Device Names": a 3g.20gb split into compute instances gives MIG devices
+    ``1c.3g.20gb`` and ``2c.3g.20gb``; ``nvidia-smi -L`` prints ``MIG 1c.3g.20gb Device 0``
+    (nvmlDeviceGetName: ``<GPU name> MIG 1c.3g.20gb``). Only a compute instance that fills its GPU
+    instance carries the GPU instance's name."""
+    nvml, dev = open_enabled("a100-40gb", state_dir)
+    gi = nvml.nvmlDeviceCreateGpuInstance(dev, 9)  # 3g.20gb
+    one, two = (nvml.nvmlGpuInstanceCreateComputeInstance(gi, p) for p in (0, 1))  # §1.6: 1c (0), 2c (1)
+    names = [nvml.nvmlDeviceGetName(nvml.nvmlComputeInstanceGetInfo(ci).device) for ci in (one, two)]
+    assert names == ["NVIDIA A100-SXM4-40GB MIG 1c.3g.20gb", "NVIDIA A100-SXM4-40GB MIG 2c.3g.20gb"]
+    full = nvml.nvmlGpuInstanceCreateComputeInstance(nvml.nvmlDeviceCreateGpuInstance(dev, 9), 2)
+    assert nvml.nvmlDeviceGetName(nvml.nvmlComputeInstanceGetInfo(full).device) == "NVIDIA A100-SXM4-40GB MIG 3g.20gb"
+    listed = migctl("--sim", "a100-40gb", "devices").out.splitlines()
+    # (the second 3g.20gb went to slots 0-3, GI 1, so its MIG device is listed first)
+    assert [line.split()[1] for line in listed if line.strip().startswith("MIG ")] == [
+        "3g.20gb", "1c.3g.20gb", "2c.3g.20gb"]
+    node = open_node(sim="a100-40gb", state_dir=str(state_dir))
+    assert [m.profile for m in node.gpus[0].mig_devices()] == ["3g.20gb", "1c.3g.20gb", "2c.3g.20gb"]
+
+
+@pytest.mark.parametrize("spec", ["h20", "a30", "rtx-pro-6000"])
+def test_mig_device_names_follow_the_compute_slices_rule_for_every_profile(spec: str, state_dir: Path) -> None:
+    """For every GPU-instance profile and each of its compute-instance profiles: the MIG device is
+    ``<GPU name> MIG <c>c.<GI profile>`` when the compute instance has fewer slices than its GPU
+    instance, else ``<GPU name> MIG <GI profile>`` (the H20's ``MIG 1c.3g.48gb``, ``+me`` and
+    ``+gfx`` names included)."""
+    node = open_node(sim=spec, state_dir=str(state_dir))
+    gpu = node.gpus[0]
+    gpu.set_mig_mode(True)
+    checked = 0
+    for prof in gpu.profiles():
+        gi = gpu.create_gpu_instance(prof.id)
+        for cip in gi.ci_profiles():
+            ci = gi.create_compute_instance(cip.id)
+            want = prof.name if cip.slice_count == prof.slice_count else f"{cip.slice_count}c.{prof.name}"
+            (mig,) = [m for m in gpu.mig_devices() if (m.gi_id, m.ci_id) == (gi.id, ci.id)]
+            assert mig.profile == want, (prof.name, cip.name)
+            checked += 1
+            ci.destroy()
+        gi.destroy()
+    assert checked > len(gpu.profiles())  # some profiles have smaller compute instances
 
 
 # -- 7. processes ---------------------------------------------------------------------------

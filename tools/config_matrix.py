@@ -45,7 +45,7 @@ from migctl.ops.plan import gpu_facts, plan_node
 from migctl.sim.catalog import models
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_FILE = REPO / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_FILE = REPO / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 
 
 @dataclass(frozen=True)

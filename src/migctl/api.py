@@ -44,6 +44,7 @@ Gpus = str | int | None
 
 if TYPE_CHECKING:  # the job-running operations are imported when first used
     from migctl.config.jobs import JobSpec
+    from migctl.records.autobatch import AutoBatchReport
     from migctl.records.batch import BatchProgress, BatchReport
     from migctl.records.doctor import DoctorReport
     from migctl.records.run import RunEvent, RunReport
@@ -70,8 +71,20 @@ class Node:
     def select(self, gpus: Gpus = None) -> list[Gpu]:
         return self._node.select(None if gpus is None else str(gpus))
 
-    def status(self, gpus: Gpus = None) -> StatusReport:
-        """What ``migctl status`` shows (``--json`` prints this record)."""
+    def status(self, gpus: Gpus = None, *, utilization: bool = False) -> StatusReport:
+        """What ``migctl status`` shows (``--json`` prints this record).
+
+        ``utilization=True`` is ``status --util``: each GPU and GPU instance also carries its
+        utilization, measured over 0.2 s (GPM on Hopper and later; NVML's rate on a whole GPU;
+        ``source="n/a"`` with the reason elsewhere).
+
+        >>> node.status("0", utilization=True).gpus[0].gpu_instances[0].utilization.gpu_pct  # doctest: +SKIP
+        70.0
+        """
+        if utilization:
+            from migctl.ops.utilization import measured_status
+
+            return measured_status(self._node, self.select(gpus), leases.holder_records())
         return inspect.status(self._node, self.select(gpus), leases.holder_records())
 
     # -- lifecycle: mode, reset, create, create_ci, destroy ------------------------------------------
@@ -131,7 +144,7 @@ class Node:
     def create(
         self,
         *profiles: ProfileRequest | str,
-        gpus: Gpus = "0",
+        gpus: Gpus = None,
         placement: int | None = None,
         compute_instance: bool = True,
         wait_s: float | None = None,
@@ -144,7 +157,8 @@ class Node:
         [('2g.24gb', '0:2', 'MIG-'), ('1g.12gb', '2:1', 'MIG-'), ('1g.12gb', '3:1', 'MIG-')]
 
         ``profiles`` are :class:`~migctl.config.ProfileRequest` or the short form (``"1g.12gb:2"``,
-        ``"19"``, ``"1g.12gb,2g.24gb"``). ``placement`` pins a single GPU instance's start slice;
+        ``"19"``, ``"1g.12gb,2g.24gb"``). ``gpus`` as ``-i``: by default every GPU with MIG
+        enabled (docs/cli.md). ``placement`` pins a single GPU instance's start slice;
         ``compute_instance=False`` is ``-cgi`` without ``-C``.
 
         Returns:
@@ -157,10 +171,11 @@ class Node:
             ``details["rolled_back"]`` says whether completely). LockTimeoutError.
         """
         from migctl.ops.create import create
+        from migctl.ops.gpus import for_create
 
         return create(
             self._node,
-            self.select(gpus),
+            for_create(self._node, None if gpus is None else str(gpus)),
             self._requests(profiles),
             placement=placement,
             compute_instance=compute_instance,
@@ -204,8 +219,9 @@ class Node:
         >>> node.destroy(uuid=["MIG-..."])                      # doctest: +SKIP   that MIG device's CI
         >>> node.destroy(gpus=0, everything=True)               # doctest: +SKIP   everything on GPU 0
 
-        ``gi`` and ``ci`` (``(GI, CI)`` pairs) apply to ``gpus`` (default GPU 0, or every GPU with
-        ``everything``); ``uuid`` names MIG devices on any GPU.
+        ``gi`` and ``ci`` (``(GI, CI)`` pairs) apply to ``gpus``, which they need on a node with
+        several GPUs (the IDs repeat on each); ``everything`` takes every GPU unless ``gpus``
+        says which; ``uuid`` names MIG devices on any GPU (docs/cli.md).
 
         Returns:
             :class:`~migctl.records.lifecycle.DestroyReport`, in the order destroyed.
@@ -216,8 +232,15 @@ class Node:
             LockTimeoutError.
         """
         from migctl.ops.destroy import destroy
+        from migctl.ops.gpus import for_instance_ids
 
-        chosen = self.select(gpus) if (gpus is not None or everything) else ([] if uuid else self.select(0))
+        spec = None if gpus is None else str(gpus)
+        if gi or ci:
+            chosen = for_instance_ids(self._node, spec, "destroy")
+        elif uuid and gpus is None and not everything:
+            chosen = []  # MIG devices by UUID, on whichever GPU
+        else:
+            chosen = self.select(gpus)
         return destroy(self._node, chosen, gi_ids=gi, ci_ids=ci, uuids=uuid, everything=everything, wait_s=wait_s)
 
     # -- layouts: plan, apply, assert_, export, recover --------------------------------------------------
@@ -240,6 +263,8 @@ class Node:
 
         The layout is an inline ``--layout`` string (or a parsed entry), a mig-parted v1 ``file``
         (``"-"``: stdin) or a loaded ``spec``; ``config`` names the config in a file or spec.
+        ``config`` alone reads the file ``migctl apply -c NAME`` reads without ``-f``:
+        ``$MIGCTL_CONFIG_FILE``, else ``/etc/migctl/config.yaml``, else NVIDIA's default file.
 
         Returns:
             :class:`~migctl.records.layouts.PlanReport`. A GPU that refuses (the target needs a busy
@@ -389,18 +414,20 @@ class Node:
         Name=gpu Type=nvidia_h20_1g.12gb MultipleFiles=/dev/nvidia0,/dev/nvidia-caps/nvidia-cap12,...
         NodeName=gpu7 Gres=gpu:nvidia_h20_1g.12gb:2,gpu:nvidia_h20_3g.48gb:1
 
-        ``mig_minors`` is the driver's ``/proc/driver/nvidia-caps/mig-minors`` (default; or
-        ``$MIGCTL_MIG_MINORS``), ``dev_root`` what stands for ``/dev`` in the paths; records
-        are in slurmd's index order (see docs/slurm.md).
+        The capability minors come from the driver's ``/proc/driver/nvidia-caps/mig-minors``
+        and the paths from its ``/dev`` (on a simulated node: the simulated driver's own files);
+        ``mig_minors`` reads another copy of that table, ``dev_root`` writes another folder for
+        ``/dev``. Records are in slurmd's index order (see docs/slurm.md).
 
         Returns:
             :class:`~migctl.records.schedulers.SlurmExportReport`.
         Raises:
-            UsageError: the mig-minors file cannot be read or lacks a MIG device; a bad ``gpus``.
+            UsageError: the ``mig_minors`` file cannot be read or lacks a MIG device; a bad ``gpus``.
+            DriverError: the driver's mig-minors table cannot be read or lacks a MIG device.
         """
         from migctl.ops.integrations import slurm_export
 
-        return slurm_export(self.select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root)
+        return slurm_export(self._node, self.select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root)
 
     def export_k8s(self, gpus: Gpus = None) -> K8sExportReport:
         """What NVIDIA's device plugin (v0.20) advertises for the current layout under the ``mixed``
@@ -547,9 +574,11 @@ class Node:
         gpus: Gpus,
     ) -> NodePlan:
         from migctl.config import ConfigError, parse_layout
-        from migctl.ops.files import load_config_file, usage_error
+        from migctl.ops.files import default_config_file, load_config_file, usage_error
         from migctl.ops.plan import plan_node
 
+        if layout is None and file is None and spec is None and config:
+            file = default_config_file()  # as `migctl apply -c NAME` without -f
         given = [x for x in (layout, file, spec) if x is not None]
         if len(given) != 1:
             raise UsageError("give exactly one of: a layout, file= or spec=")
@@ -600,7 +629,7 @@ class Node:
         :class:`~migctl.errors.InUseError` naming the holders when no match is free in time.
 
         Replaces: ``nvidia-smi -L``, then ``CUDA_VISIBLE_DEVICES=MIG-<uuid> COMMAND`` by hand;
-        the CLI's ``migctl run --on TARGET [--wait [S]] -- COMMAND``.
+        the CLI's ``migctl run --on TARGET [--queue [S]] -- COMMAND``.
         """
         from migctl.config.target import parse_target
         from migctl.ops import run as run_ops
@@ -731,6 +760,72 @@ class Node:
             logs_dir=None if logs_dir is None else Path(logs_dir),
             grace_s=grace_s,
             max_parallel=max_parallel,
+            on_progress=on_progress,
+        )
+
+    def auto_batch(
+        self,
+        jobs: Sequence[JobSpec] | str | os.PathLike[str],
+        *,
+        gpus: Gpus = None,
+        objective: str = "jct",
+        logs_dir: str | os.PathLike[str] | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        grace_s: float = 10.0,
+        on_progress: Callable[[BatchProgress], None] | None = None,
+    ) -> AutoBatchReport:
+        """Run a batch with migctl choosing each job's profile and reshaping idle MIG slices for it.
+
+        >>> from migctl.config.autojobs import needs
+        >>> from migctl.config.jobs import job
+        >>> report = node.auto_batch([
+        ...     job(["python", "bert.py"], auto=needs(model="bert", batch=4, work="20m")),
+        ...     job(["python", "etl.py"], auto=needs(memory="4GiB", work="5m")),
+        ... ], gpus="0-3")                                                          # doctest: +SKIP
+        >>> [(s.name, s.profile, s.end_s) for s in report.schedule]                 # doctest: +SKIP
+        [('job-1', '7g.40gb', 1201.3), ('job-2', '1g.5gb', 300.4)]
+
+        ``jobs``: :class:`~migctl.config.jobs.JobSpec` entries whose ``auto`` says what each
+        needs (:func:`~migctl.config.autojobs.needs`: ``memory``, ``work``, ``speeds`` or
+        ``times``, or a ``model`` from the speed table), or the path of a jobs file with those
+        keys (docs/scheduler.md). ``gpus``: the GPUs it may use and reshape (default every
+        MIG-capable one). ``objective``: ``"jct"`` (mean completion time) or ``"makespan"``.
+        The rest is as :meth:`batch`: the same leases, environment, logs, retries, timeouts and
+        SIGINT/SIGTERM handling. Instances it made stay when it ends.
+
+        Returns: an :class:`~migctl.records.autobatch.AutoBatchReport` (``jobs`` and ``summary``
+        as :meth:`batch` returns them, each job's profile, start, end and planned end, every
+        reshape).
+
+        Raises: :class:`~migctl.errors.UsageError` before anything runs or changes for a job
+        without memory or work, a model the speed table lacks, a job with a target, a job no
+        profile here can hold, a bad ``objective`` or ``gpus``;
+        :class:`~migctl.errors.NotSupportedError` without a MIG-capable GPU.
+
+        Replaces: choosing a MIG layout by hand (``nvidia-mig-parted apply``) and then handing
+        out ``CUDA_VISIBLE_DEVICES``; the CLI's ``migctl batch --auto JOBS.yaml``.
+        """
+        from pathlib import Path
+
+        from migctl.core.scheduler import OBJECTIVES
+        from migctl.ops import autobatch, autojobs
+
+        chosen = next((o for o in OBJECTIVES if o == objective), None)
+        if chosen is None:
+            raise UsageError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        scope = autojobs.scope(self._node, None if gpus is None else str(gpus))
+        if isinstance(jobs, (str, os.PathLike)):
+            ready = autojobs.load_auto_jobs(Path(jobs), self._node, scope, retries=retries, timeout=timeout)
+        else:
+            ready = autojobs.ready_auto(self._node, scope, list(jobs), retries=retries, timeout=timeout)
+        return autobatch.run_auto_batch(
+            self._node,
+            ready,
+            scope,
+            objective=chosen,
+            logs_dir=None if logs_dir is None else Path(logs_dir),
+            grace_s=grace_s,
             on_progress=on_progress,
         )
 

@@ -23,12 +23,12 @@ exit   class               meaning
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import pynvml
+if TYPE_CHECKING:
+    import pynvml
 
-from migctl.records import to_data
-from migctl.records.errors import ErrorKind, ErrorReport
+    from migctl.records.errors import ErrorReport
 
 
 class MigctlError(Exception):
@@ -50,6 +50,8 @@ class MigctlError(Exception):
 
         ``details`` are fields of :class:`ErrorReport` (``rolled_back``, ``destroyed``, ...).
         """
+        from migctl.records.errors import ErrorKind, ErrorReport  # the records load when an error is printed
+
         return ErrorReport(
             error=cast(ErrorKind, self.kind),  # each class's kind is one of ErrorKind (a test checks)
             message=self.message,
@@ -61,6 +63,8 @@ class MigctlError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """:meth:`record` as JSON-ready data."""
+        from migctl.records import to_data
+
         data: dict[str, Any] = to_data(self.record())
         return data
 
@@ -134,28 +138,64 @@ EXIT_CODES: dict[str, int] = {
     )
 }
 
+#: NVML's return codes (``nvmlReturn_t`` in nvml.h). They are fixed C values, so migctl names
+#: them without importing pynvml at start-up; a test checks each against pynvml's constant.
+NVML_ERROR_CODES: dict[str, int] = {
+    "NVML_ERROR_UNINITIALIZED": 1,
+    "NVML_ERROR_INVALID_ARGUMENT": 2,
+    "NVML_ERROR_NOT_SUPPORTED": 3,
+    "NVML_ERROR_NO_PERMISSION": 4,
+    "NVML_ERROR_ALREADY_INITIALIZED": 5,
+    "NVML_ERROR_NOT_FOUND": 6,
+    "NVML_ERROR_INSUFFICIENT_SIZE": 7,
+    "NVML_ERROR_INSUFFICIENT_POWER": 8,
+    "NVML_ERROR_DRIVER_NOT_LOADED": 9,
+    "NVML_ERROR_TIMEOUT": 10,
+    "NVML_ERROR_IRQ_ISSUE": 11,
+    "NVML_ERROR_LIBRARY_NOT_FOUND": 12,
+    "NVML_ERROR_FUNCTION_NOT_FOUND": 13,
+    "NVML_ERROR_CORRUPTED_INFOROM": 14,
+    "NVML_ERROR_GPU_IS_LOST": 15,
+    "NVML_ERROR_RESET_REQUIRED": 16,
+    "NVML_ERROR_OPERATING_SYSTEM": 17,
+    "NVML_ERROR_LIB_RM_VERSION_MISMATCH": 18,
+    "NVML_ERROR_IN_USE": 19,
+    "NVML_ERROR_MEMORY": 20,
+    "NVML_ERROR_NO_DATA": 21,
+    "NVML_ERROR_VGPU_ECC_NOT_SUPPORTED": 22,
+    "NVML_ERROR_INSUFFICIENT_RESOURCES": 23,
+    "NVML_ERROR_FREQ_NOT_SUPPORTED": 24,
+    "NVML_ERROR_ARGUMENT_VERSION_MISMATCH": 25,
+    "NVML_ERROR_DEPRECATED": 26,
+    "NVML_ERROR_NOT_READY": 27,
+    "NVML_ERROR_GPU_NOT_FOUND": 28,
+    "NVML_ERROR_INVALID_STATE": 29,
+    "NVML_ERROR_RESET_TYPE_NOT_SUPPORTED": 30,
+    "NVML_ERROR_UNKNOWN": 999,
+}
+_CODE = NVML_ERROR_CODES
+
 # How the driver says it, as nvidia-smi prints (nvmlErrorString).
 NVML_TEXT = {
-    pynvml.NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
-    pynvml.NVML_ERROR_NOT_SUPPORTED: "Not Supported",
-    pynvml.NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
-    pynvml.NVML_ERROR_NOT_FOUND: "Not Found",
-    pynvml.NVML_ERROR_IN_USE: "In use by another client",
-    pynvml.NVML_ERROR_INSUFFICIENT_RESOURCES: "Insufficient Resources",
-    pynvml.NVML_ERROR_RESET_REQUIRED: "GPU requires restart",
-    pynvml.NVML_ERROR_UNKNOWN: "Unknown Error",
-    pynvml.NVML_ERROR_TIMEOUT: "Timeout",
-    pynvml.NVML_ERROR_GPU_IS_LOST: "GPU is lost",
-    pynvml.NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
-    pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    _CODE["NVML_ERROR_INVALID_ARGUMENT"]: "Invalid Argument",
+    _CODE["NVML_ERROR_NOT_SUPPORTED"]: "Not Supported",
+    _CODE["NVML_ERROR_NO_PERMISSION"]: "Insufficient Permissions",
+    _CODE["NVML_ERROR_NOT_FOUND"]: "Not Found",
+    _CODE["NVML_ERROR_IN_USE"]: "In use by another client",
+    _CODE["NVML_ERROR_INSUFFICIENT_RESOURCES"]: "Insufficient Resources",
+    _CODE["NVML_ERROR_RESET_REQUIRED"]: "GPU requires restart",
+    _CODE["NVML_ERROR_UNKNOWN"]: "Unknown Error",
+    _CODE["NVML_ERROR_TIMEOUT"]: "Timeout",
+    _CODE["NVML_ERROR_GPU_IS_LOST"]: "GPU is lost",
+    _CODE["NVML_ERROR_DRIVER_NOT_LOADED"]: "Driver Not Loaded",
+    _CODE["NVML_ERROR_LIBRARY_NOT_FOUND"]: "NVML Shared Library Not Found",
 }
+
+_NAMES = {code: name for name, code in NVML_ERROR_CODES.items()}
 
 
 def nvml_error_name(code: int) -> str:
-    for name in dir(pynvml):
-        if name.startswith("NVML_ERROR_") and getattr(pynvml, name) == code:
-            return name
-    return f"NVML_ERROR_{code}"
+    return _NAMES.get(code, f"NVML_ERROR_{code}")
 
 
 PERMISSION_HINT = (
@@ -170,12 +210,12 @@ def from_nvml(exc: pynvml.NVMLError, action: str, *, hint: str | None = None, **
     text = NVML_TEXT.get(code) or str(exc)
     message = f"{action}: {text} ({nvml_error_name(code)})"
     cls: type[MigctlError] = {
-        pynvml.NVML_ERROR_INVALID_ARGUMENT: UsageError,
-        pynvml.NVML_ERROR_NOT_SUPPORTED: NotSupportedError,
-        pynvml.NVML_ERROR_NO_PERMISSION: PermissionDeniedError,
-        pynvml.NVML_ERROR_IN_USE: InUseError,
-        pynvml.NVML_ERROR_INSUFFICIENT_RESOURCES: InsufficientResourcesError,
-        pynvml.NVML_ERROR_RESET_REQUIRED: ResetRequiredError,
+        _CODE["NVML_ERROR_INVALID_ARGUMENT"]: UsageError,
+        _CODE["NVML_ERROR_NOT_SUPPORTED"]: NotSupportedError,
+        _CODE["NVML_ERROR_NO_PERMISSION"]: PermissionDeniedError,
+        _CODE["NVML_ERROR_IN_USE"]: InUseError,
+        _CODE["NVML_ERROR_INSUFFICIENT_RESOURCES"]: InsufficientResourcesError,
+        _CODE["NVML_ERROR_RESET_REQUIRED"]: ResetRequiredError,
     }.get(code, DriverError)
     if cls is PermissionDeniedError and hint is None:
         hint = PERMISSION_HINT

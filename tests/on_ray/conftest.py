@@ -9,6 +9,7 @@ Run the group alone with ``pytest -m ray tests/on_ray``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-ray = pytest.importorskip("ray")
+import ray
 
 NODES = {"n0": "h20x1", "n1": "h20x1", "n2": "a30x1"}
 
@@ -132,7 +132,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     cluster.wait_for_nodes()
     layouts = base / "layouts.yaml"
     layouts.write_text(LAYOUTS)
-    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+    ray.init(address=cluster.address, logging_level=logging.ERROR, log_to_driver=False)
     try:
         migctl.ray.init(reclaim_after_s=2.0, drain_after_s=0.3, executor_idle_s=60.0)
         rc = RayCluster(cluster, cluster.address, dirs, {n: node.node_id for n, node in names.items()}, layouts, base)

@@ -8,6 +8,7 @@ missing devices are made on demand and reclaimed; nothing is shared under load; 
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 
 import migctl.ray
 from migctl.ops import leases
@@ -26,12 +28,11 @@ from migctl.ray import MigRequestError, MigUnavailableError, MigWorkerDiedError
 
 from .conftest import NODES, RayCluster, node_env, valid
 
-ray = pytest.importorskip("ray")
 # One Ray cluster per test run: under pytest-xdist (--dist loadgroup) these tests share one worker.
 pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 # The executors import the test's functions: ship them by value (the workers do not have tests/ on sys.path).
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
 
 
 def probe(seconds: float = 0.0, pid_file: str | None = None) -> dict[str, Any]:
@@ -73,6 +74,15 @@ def devices_of(status: dict[str, Any]) -> dict[str, str]:
     """MIG UUID -> profile, from ``migctl status --json``."""
     return {ci["uuid"]: ci["profile"] for g in status["gpus"] for gi in g["gpu_instances"]
             for ci in gi["compute_instances"]}
+
+
+def wait_unleased(rc: RayCluster, name: str, within: float = 30) -> None:
+    """Until no MIG device of node ``name`` has a lease holder (a test leaves the cluster as it found it)."""
+    deadline = time.monotonic() + within
+    while any(ci["holder"] for g in rc.node_status(name)["gpus"] for gi in g["gpu_instances"]
+              for ci in gi["compute_instances"]):
+        assert time.monotonic() < deadline, f"leases on {name} outlived their processes"
+        time.sleep(0.1)
 
 
 def node_named(rc: RayCluster, state_dir: str | None) -> str:
@@ -185,6 +195,7 @@ def test_an_actor_holds_its_device_for_life(ray_cluster: RayCluster) -> None:
     assert ray.get(third.info.remote())["uuid"] == a["uuid"]
     ray.kill(second)
     ray.kill(third)
+    wait_unleased(rc, "n2")  # ray.kill returns before the processes (and their leases) are gone
 
 
 def test_cluster_apply_assert_and_status_cover_every_node(ray_cluster: RayCluster) -> None:
@@ -266,7 +277,8 @@ def test_on_demand_never_reshapes_a_device_someone_else_is_using(ray_cluster: Ra
         for name in ("n0", "n1"):
             env = {**os.environ, "MIGCTL_STATE_DIR": str(rc.state_dirs[name]), "MIGCTL_SIM": NODES[name]}
             holders.append(subprocess.Popen(
-                [sys.executable, "-m", "migctl", "run", "-q", "--on", "1g.12gb", "--", "sleep", "60"], env=env))
+                [sys.executable, "-m", "migctl", "run", "-q", "--on", "1g.12gb", "--", "sleep", "60"], env=env,
+                start_new_session=True))
         deadline = time.monotonic() + 30
         while len(held_and_all()[0]) < 2:  # the scheduler has seen both leases
             assert time.monotonic() < deadline, "migctl run never leased its device"
@@ -279,9 +291,11 @@ def test_on_demand_never_reshapes_a_device_someone_else_is_using(ray_cluster: Ra
         still = {uuid for n in ("n0", "n1") for uuid in devices_of(rc.node_status(n))}
         assert still == before, f"instances changed: before {sorted(before)}, after {sorted(still)}"
     finally:
-        for p in holders:
-            p.kill()
+        for p in holders:  # migctl run and its job (which holds the lease too)
+            os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+        for name in ("n0", "n1"):
+            wait_unleased(rc, name)
 
 
 def test_ray_down_stops_the_actors_and_ray_up_brings_them_back_for_running_jobs(ray_cluster: RayCluster) -> None:
@@ -302,3 +316,36 @@ def test_ray_down_stops_the_actors_and_ray_up_brings_them_back_for_running_jobs(
     again = ray.get(task.options(dynamic=False, timeout=60).remote(), timeout=120)
     assert again["lease_pid"] == again["pid"]
     assert again["uuid"] in devices_of(rc.node_status(node_named(rc, again["state_dir"])))
+
+
+def _readme_ray_example() -> str:
+    """The Python block of the README's Ray section, as a user would paste it."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text.split("\n## Ray", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_and_examples_ray_mig_run(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """A new driver runs the README's snippet, then ``examples/ray_mig.py``, on this cluster."""
+    rc = ray_cluster
+    rc.apply("empty")
+    env = {**os.environ, "RAY_ADDRESS": rc.address, "COLUMNS": "200"}
+    env.pop("MIGCTL_STATE_DIR", None)
+    env.pop("MIGCTL_SIM", None)
+    script = tmp_path / "readme_ray.py"
+    script.write_text(_readme_ray_example())
+    try:
+        p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=180,
+                           check=False)
+        assert p.returncode == 0, p.stdout + p.stderr
+        lines = p.stdout.splitlines()
+        three = ast.literal_eval(lines[0])  # a list of three MIG UUIDs, as the snippet prints it
+        assert len(three) == 3 and all(u.startswith("MIG-") for u in three)
+        assert all(line.startswith("MIG-") for line in lines[1:3])
+        example = Path(__file__).parents[2] / "examples" / "ray_mig.py"
+        p = subprocess.run([sys.executable, str(example), "--tasks", "10"], capture_output=True, text=True, env=env,
+                           timeout=180, check=False)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "10 tasks on" in p.stdout and "3 node(s)" in p.stdout, p.stdout
+    finally:
+        migctl.ray.init(reclaim_after_s=2.0, drain_after_s=0.3, executor_idle_s=60.0)  # the fixture's settings

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from migctl.cli import env
-from migctl.cli.app import JSON_OPTION, STATE, app, emit
-from migctl.cli.lifecycle_cmds import WAIT_OPTION
+from migctl.cli.app import STATE, WAIT_OPTION, commands, emit
 from migctl.errors import MigctlError, UsageError
 
 if TYPE_CHECKING:
@@ -24,23 +23,42 @@ if TYPE_CHECKING:
     from migctl.records.boot import BootRecorded, BootRun, BootStatus, BootUninstall
     from migctl.records.layouts import GpuOutcome
 
-boot_app = typer.Typer(
+app = commands()
+boot_app = commands(
     help="Re-apply the recorded MIG layout at every boot (a systemd oneshot; see docs/boot.md).",
     no_args_is_help=True,
 )
 app.add_typer(boot_app, name="boot")
 
 BOOT_DIR_OPTION = typer.Option(
-    None, "--boot-dir", help="Where the selection is kept (env MIGCTL_BOOT_DIR, default /etc/migctl/boot)."
+    None,
+    "--boot-dir",
+    metavar="DIR",
+    help="Where the selection is kept (env MIGCTL_BOOT_DIR, default /etc/migctl/boot).",
+    show_default=False,
 )
 UNIT_DIR_OPTION = typer.Option(
-    None, "--unit-dir", help="Where the unit is written (env MIGCTL_SYSTEMD_DIR; default /etc/systemd/system)."
+    None,
+    "--unit-dir",
+    metavar="DIR",
+    help="Where the unit is written (env MIGCTL_SYSTEMD_DIR; default /etc/systemd/system).",
+    show_default=False,
 )
 FILE_OPTION = typer.Option(
-    None, "-f", "--config-file", help="mig-parted v1 config file, '-' for stdin (env MIGCTL_CONFIG_FILE)."
+    None,
+    "-f",
+    "--config-file",
+    metavar="FILE",
+    help="mig-parted v1 config file, '-' for stdin (env MIGCTL_CONFIG_FILE).",
+    show_default=False,
 )
 HOOKS_OPTION = typer.Option(
-    None, "-k", "--hooks-file", help="mig-parted hooks file to run around each apply (env MIGCTL_HOOKS_FILE)."
+    None,
+    "-k",
+    "--hooks-file",
+    metavar="FILE",
+    help="mig-parted hooks file to run around each apply (env MIGCTL_HOOKS_FILE).",
+    show_default=False,
 )
 NO_APPLY_OPTION = typer.Option(
     False, "--no-apply", help="Do not apply now: record the node's current layout, which must match the config."
@@ -90,14 +108,22 @@ def render_recorded(console: Console, rec: BootRecorded) -> None:
 @boot_app.command("install")
 def install(
     file: str | None = FILE_OPTION,
-    name: str | None = typer.Option(None, "-c", "--selected-config", help="Config name (env MIGCTL_SELECTED_CONFIG)."),
+    name: str | None = typer.Option(
+        None,
+        "-c",
+        "--selected-config",
+        metavar="NAME",
+        help="Config name (env MIGCTL_SELECTED_CONFIG).",
+        show_default=False,
+    ),
     hooks_file: str | None = HOOKS_OPTION,
     no_apply: bool = NO_APPLY_OPTION,
-    timeout: int = typer.Option(480, "--timeout", help="TimeoutStartSec of the unit, seconds."),
+    timeout: int = typer.Option(
+        480, "--timeout", metavar="SECONDS", help="TimeoutStartSec of the unit (default 480).", show_default=False
+    ),
     boot_dir: str | None = BOOT_DIR_OPTION,
     unit_dir: str | None = UNIT_DIR_OPTION,
     wait: float = WAIT_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Apply a config now, record it with its exact placements, and install the boot unit."""
     from migctl.ops import boot
@@ -109,20 +135,26 @@ def install(
         hooks_file=env.from_env(hooks_file, env.HOOKS_FILE), apply_now=not no_apply, directory=directory,
         units=boot.unit_dir(unit_dir), timeout_s=timeout, wait_s=wait,
     )
-    emit(rec, render_recorded, json_out)
+    emit(rec, render_recorded)
 
 
 @boot_app.command("select")
 def select(
-    name: str = typer.Argument(..., help="The config to use from now on (and at every boot)."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="The config to use from now on (and at every boot).", show_default=False
+    ),
     file: str | None = typer.Option(
-        None, "-f", "--config-file", help="A new config file ('-': stdin); default: the one recorded at install."
+        None,
+        "-f",
+        "--config-file",
+        metavar="FILE",
+        help="A new config file ('-': stdin); default: the one recorded at install.",
+        show_default=False,
     ),
     hooks_file: str | None = HOOKS_OPTION,
     no_apply: bool = NO_APPLY_OPTION,
     boot_dir: str | None = BOOT_DIR_OPTION,
     wait: float = WAIT_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Switch to another config: apply it now and record it for the next boots."""
     from migctl.ops import boot
@@ -137,7 +169,7 @@ def select(
     hooks = env.from_env(hooks_file, env.HOOKS_FILE) or previous.hooks_file
     rec = boot.record(STATE.node(), text, source, name, hooks_file=hooks, apply_now=not no_apply,
                       directory=directory, wait_s=wait)
-    emit(rec, render_recorded, json_out)
+    emit(rec, render_recorded)
 
 
 def render_status(console: Console, st: BootStatus) -> None:
@@ -160,9 +192,7 @@ def render_status(console: Console, st: BootStatus) -> None:
 
 
 @boot_app.command("status")
-def status(
-    boot_dir: str | None = BOOT_DIR_OPTION, unit_dir: str | None = UNIT_DIR_OPTION, json_out: bool = JSON_OPTION
-) -> None:
+def status(boot_dir: str | None = BOOT_DIR_OPTION, unit_dir: str | None = UNIT_DIR_OPTION) -> None:
     """Is the unit installed and enabled, which config, and did the last boot apply succeed? (exit 1 if it failed)"""
     from migctl.ops import boot
 
@@ -171,7 +201,7 @@ def status(
     except MigctlError:
         node = None  # no driver (yet): report what is recorded, without comparing
     st = boot.status(node, boot.boot_dir(boot_dir), boot.unit_dir(unit_dir))
-    emit(st, render_status, json_out)
+    emit(st, render_status)
     if st.last_boot is not None and not st.last_boot.ok:
         raise typer.Exit(1)
 
@@ -184,13 +214,11 @@ def render_uninstall(console: Console, done: BootUninstall) -> None:
 
 
 @boot_app.command("uninstall")
-def uninstall(
-    boot_dir: str | None = BOOT_DIR_OPTION, unit_dir: str | None = UNIT_DIR_OPTION, json_out: bool = JSON_OPTION
-) -> None:
+def uninstall(boot_dir: str | None = BOOT_DIR_OPTION, unit_dir: str | None = UNIT_DIR_OPTION) -> None:
     """Disable and remove the unit and the recorded selection (the GPUs keep their current layout)."""
     from migctl.ops import boot
 
-    emit(boot.uninstall(boot.boot_dir(boot_dir), boot.unit_dir(unit_dir)), render_uninstall, json_out)
+    emit(boot.uninstall(boot.boot_dir(boot_dir), boot.unit_dir(unit_dir)), render_uninstall)
 
 
 def render_run(console: Console, run: BootRun) -> None:
@@ -208,11 +236,11 @@ def render_run(console: Console, run: BootRun) -> None:
 
 
 @boot_app.command("apply")
-def apply_cmd(boot_dir: str | None = BOOT_DIR_OPTION, wait: float = WAIT_OPTION, json_out: bool = JSON_OPTION) -> None:
+def apply_cmd(boot_dir: str | None = BOOT_DIR_OPTION, wait: float = WAIT_OPTION) -> None:
     """What the unit runs at boot: apply the recorded layout, log GPU -> instance -> MIG UUID, record the result."""
     from migctl.ops import boot
 
     run = boot.boot_apply(STATE.node(), boot.boot_dir(boot_dir), wait_s=wait)
-    emit(run, render_run, json_out)
+    emit(run, render_run)
     if not run.ok:
         raise typer.Exit(run.exit_code or 1)

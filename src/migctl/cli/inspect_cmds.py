@@ -6,9 +6,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit
+from migctl.cli.app import GPUS_OPTION, STATE, commands, emit
 from migctl.cli.render import dim, gib, slice_bar, slice_ruler, table
-from migctl.errors import UsageError
 from migctl.ops import inspect
 from migctl.records.inspect import (
     CiProfilesReport,
@@ -18,55 +17,68 @@ from migctl.records.inspect import (
     StatusReport,
 )
 
+app = commands()
+
 
 @app.command()
-def status(gpus: str | None = GPUS_OPTION, json_out: bool = JSON_OPTION) -> None:
-    """GPUs, MIG mode, GPU instances as slice bars, MIG devices with UUIDs and who uses them."""
+def status(
+    gpus: str | None = GPUS_OPTION,
+    util: bool = typer.Option(
+        False, "--util", help="Measure utilization per GPU and GPU instance (GPM on Hopper+; takes 0.2 s)."
+    ),
+) -> None:
+    """GPUs, MIG mode, GPU instances as slice bars, MIG devices with memory, engines and users."""
     from migctl.ops.leases import holder_records
 
     node = STATE.node()
-    emit(inspect.status(node, node.select(gpus), holder_records()), render_status, json_out)
+    if util:
+        from migctl.ops.utilization import measured_status
+
+        emit(measured_status(node, STATE.select(gpus), holder_records()), render_status)
+        return
+    emit(inspect.status(node, STATE.select(gpus), holder_records()), render_status)
 
 
 @app.command()
-def profiles(gpus: str | None = GPUS_OPTION, json_out: bool = JSON_OPTION) -> None:
+def profiles(gpus: str | None = GPUS_OPTION) -> None:
     """GPU-instance profiles with free/total instances (nvidia-smi mig -lgip)."""
-    emit(inspect.profiles(STATE.node().select(gpus)), render_profiles, json_out)
+    emit(inspect.profiles(STATE.select(gpus)), render_profiles)
 
 
 @app.command()
 def placements(
-    profile: str | None = typer.Argument(None, help="A profile name (1g.12gb) or ID (19); all when omitted."),
+    profile: str | None = typer.Argument(
+        None, metavar="[PROFILE]", help="A profile name (1g.12gb) or ID (19); all when omitted.", show_default=False
+    ),
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Legal placements per profile and which are free now (nvidia-smi mig -lgipp)."""
-    emit(inspect.placements(STATE.node().select(gpus), profile), render_placements, json_out)
+    emit(inspect.placements(STATE.select(gpus), profile), render_placements)
 
 
 @app.command("ci-profiles")
 def ci_profiles(
-    gpus: str = typer.Option(..., "-i", "--id", help="One GPU: index or UUID."),
-    gi: int = typer.Option(..., "--gi", help="GPU-instance ID."),
-    json_out: bool = JSON_OPTION,
+    gpus: str | None = typer.Option(
+        None, "-i", "--id", metavar="GPU", help="One GPU (may be left out on a one-GPU node).", show_default=False
+    ),
+    gi: int = typer.Option(..., "--gi", metavar="ID", help="GPU-instance ID.", show_default=False),
 ) -> None:
     """Compute-instance profiles of one GPU instance (nvidia-smi mig -lcip)."""
-    chosen = STATE.node().select(gpus)
-    if len(chosen) != 1:
-        raise UsageError(f"-i {gpus}: ci-profiles takes exactly one GPU")
-    emit(inspect.ci_profiles(chosen[0], gi), render_ci_profiles, json_out)
+    emit(inspect.ci_profiles(STATE.one_gpu(gpus, "ci-profiles"), gi), render_ci_profiles)
 
 
 @app.command()
-def devices(gpus: str | None = GPUS_OPTION, json_out: bool = JSON_OPTION) -> None:
+def devices(gpus: str | None = GPUS_OPTION) -> None:
     """GPUs and MIG devices with their UUIDs (nvidia-smi -L)."""
-    emit(inspect.devices(STATE.node().select(gpus)), render_devices, json_out)
+    emit(inspect.devices(STATE.select(gpus)), render_devices)
 
 
 # -- views ------------------------------------------------------------------------------------------
 
 
 def render_status(console: Console, data: StatusReport) -> None:
+    from migctl.cli.status_view import render_mig_devices, util_text
+
     if data.simulated:
         console.print(dim("(simulated node)"))
     for g in data.gpus:
@@ -80,20 +92,17 @@ def render_status(console: Console, data: StatusReport) -> None:
             (f"GPU {g.index}", "bold"), f"  {g.name}  {g.uuid}  {g.bus_id}  ", mode,
             f"  memory {g.memory.used_mib}/{g.memory.total_mib} MiB",
         )
+        if g.utilization is not None:
+            head.append(f"  util {util_text(g.utilization)}")
+            if g.utilization.source != "n/a":
+                head.append(f" ({g.utilization.source.upper()})")
         console.print(head)
+        if g.utilization is not None and g.utilization.reason:
+            console.print(dim(f"  util n/a: {g.utilization.reason}"))
         if g.mig is not None and g.mig.current:
             console.print(slice_ruler(g.slices))
             console.print(slice_bar(g.slices, [(gi.id, gi.profile, gi.placement) for gi in g.gpu_instances]))
-            rows = [(gi, ci) for gi in g.gpu_instances for ci in gi.compute_instances]
-            if rows:
-                t = table("GI", "CI", "profile", "placement", "MIG device UUID", "in use by")
-                for gi, ci in rows:
-                    who = []
-                    if ci.holder is not None:
-                        who.append(f"lease pid {ci.holder.pid} ({ci.holder.command})")
-                    who += [f"pid {p.pid} {p.user}: {p.command}" for p in ci.processes]
-                    t.add_row(str(gi.id), str(ci.id), ci.profile, str(gi.placement), ci.uuid, "; ".join(who) or "-")
-                console.print(t)
+            render_mig_devices(console, g)
             for gi in g.gpu_instances:
                 if not gi.compute_instances:
                     console.print(f"  GI {gi.id} ({gi.profile}) has no compute instance (not usable by CUDA)")

@@ -21,8 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from migctl.cli import env
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, consoles, emit, want_json
-from migctl.cli.lifecycle_cmds import WAIT_OPTION
+from migctl.cli.app import GPUS_OPTION, STATE, WAIT_OPTION, commands, consoles, emit, want_json
 from migctl.cli.render import slice_bar, slice_ruler
 from migctl.core.geometry import Placement
 from migctl.errors import UsageError
@@ -39,44 +38,64 @@ from migctl.records.layouts import (
 if TYPE_CHECKING:
     from migctl.ops.plan import NodePlan
 
+app = commands()
+
 FILE_OPTION = typer.Option(
-    None, "-f", "--config-file", help="mig-parted v1 config file ('-' reads stdin; env MIGCTL_CONFIG_FILE)."
+    None,
+    "-f",
+    "--config-file",
+    metavar="FILE",
+    help="mig-parted v1 config file ('-' reads stdin). Default: $MIGCTL_CONFIG_FILE (or $MIG_PARTED_CONFIG_FILE), "
+    "else /etc/migctl/config.yaml if it exists, else NVIDIA's default mig-parted file (shipped with migctl).",
+    show_default=False,
 )
 NAME_OPTION = typer.Option(
-    None, "-c", "--selected-config", help="Name of the config in the file (env MIGCTL_SELECTED_CONFIG)."
+    None,
+    "-c",
+    "--selected-config",
+    metavar="NAME",
+    help="Name of the config in the file (env MIGCTL_SELECTED_CONFIG).",
+    show_default=False,
 )
 LAYOUT_OPTION = typer.Option(
-    None, "--layout", help="Inline layout instead of a file, e.g. '3g.48gb,2g.24gb,1g.12gb:2' (docs/config.md)."
+    None,
+    "--layout",
+    metavar="LAYOUT",
+    help="Inline layout instead of a file, e.g. '3g.48gb,2g.24gb,1g.12gb:2' (docs/config.md).",
+    show_default=False,
 )
 
 
 def _node_plan(file: str | None, name: str | None, layout: str | None, gpus: str | None) -> NodePlan:
-    from migctl.config import ConfigError, parse_layout
+    from migctl.cli.lifecycle_cmds import parsed
+    from migctl.config.inline import parse_layout
     from migctl.ops.files import load_config_file
     from migctl.ops.plan import plan_node
 
     node = STATE.node()
-    chosen = node.select(gpus)
+    chosen = STATE.select(gpus)
     if layout is None:  # mig-parted's variables name the config when -f/-c do not (cli/env.py)
         file, name = env.from_env(file, env.CONFIG_FILE), env.from_env(name, env.SELECTED_CONFIG)
     if layout is not None:
         if file is not None:
             raise UsageError("give either -f FILE -c NAME or --layout, not both")
-        try:
-            entry = parse_layout(layout)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+        entry = parsed(lambda: parse_layout(layout))
         return plan_node(node, entry, None, chosen, source="--layout")
     if file is None:
-        raise UsageError("say which layout: -f FILE -c NAME, or --layout '1g.12gb:7'")
+        if not name:
+            raise UsageError("say which layout: -c NAME (NVIDIA's default file, or $MIGCTL_CONFIG_FILE), "
+                             "-f FILE -c NAME, or --layout '1g.12gb:7'")
+        from migctl.ops.files import default_config_file
+
+        file = default_config_file()
     return plan_node(node, load_config_file(file), name, chosen, source=file)
 
 
-def _emit_plan(report: PlanReport, json_out: bool) -> None:
+def _emit_plan(report: PlanReport) -> None:
     """Print the plan (one document with --json); a refusal fails the command with its exit code."""
-    emit(report, render_plan, json_out)
+    emit(report, render_plan)
     if report.error is not None:
-        if not want_json(json_out):
+        if not want_json():
             hint = f"; {report.error.hint}" if report.error.hint else ""
             consoles.err.print(f"migctl: error: {report.error.message}{hint}")
         raise typer.Exit(report.error.exit_code)
@@ -88,12 +107,11 @@ def plan(
     name: str | None = NAME_OPTION,
     layout: str | None = LAYOUT_OPTION,
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Show what apply would do, per GPU (keep / destroy / create at placement), changing nothing."""
     from migctl.ops.plan import plan_report
 
-    _emit_plan(plan_report(_node_plan(file, name, layout, gpus)), json_out)
+    _emit_plan(plan_report(_node_plan(file, name, layout, gpus)))
 
 
 @app.command("apply")
@@ -102,7 +120,9 @@ def apply_cmd(
     name: str | None = NAME_OPTION,
     layout: str | None = LAYOUT_OPTION,
     gpus: str | None = GPUS_OPTION,
-    hooks_file: str | None = typer.Option(None, "-k", "--hooks-file", help="mig-parted hooks file."),
+    hooks_file: str | None = typer.Option(
+        None, "-k", "--hooks-file", metavar="FILE", help="mig-parted hooks file.", show_default=False
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show the plan (same as migctl plan)."),
     sequential: bool = typer.Option(False, "--sequential", help="Apply GPU after GPU instead of concurrently."),
     mode_only: bool = typer.Option(False, "--mode-only", help="Only apply each GPU's MIG mode, not its instances."),
@@ -110,7 +130,6 @@ def apply_cmd(
         False, "--skip-reset", help="A mode change left pending until a GPU reset is success, not exit 7."
     ),
     wait: float = WAIT_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Apply a layout: mode changes, then per GPU destroy/create, each GPU a transaction."""
     from migctl.ops import journal
@@ -125,14 +144,14 @@ def apply_cmd(
 
         np = reduce_to_mode(STATE.node(), np)
     if dry_run:
-        _emit_plan(plan_report(np), json_out)
+        _emit_plan(plan_report(np))
         return
     hooks_file = env.from_env(hooks_file, env.HOOKS_FILE)
     hooks = load_hooks_file(hooks_file) if hooks_file is not None else None
     hook_env = mig_parted_env(
         np.source, np.config, hooks_file=hooks_file or "", skip_reset=skip_reset, mode_only=mode_only
     )
-    if not want_json(json_out):
+    if not want_json():
         console = consoles.out
         interrupted = sorted({int(j["gpu"]) for j in journal.pending()})
         if interrupted:
@@ -146,7 +165,7 @@ def apply_cmd(
     report = apply(
         STATE.node(), np, hooks=hooks, hook_env=hook_env, parallel=not sequential, wait_s=wait, skip_reset=skip_reset
     )
-    emit(report, render_apply, json_out)
+    emit(report, render_apply)
     if not report.ok:
         raise typer.Exit(apply_exit_code(report.gpus))
 
@@ -164,13 +183,12 @@ def assert_cmd(
     name: str | None = NAME_OPTION,
     layout: str | None = LAYOUT_OPTION,
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Exit 0 if the node matches the layout, else exit 10 with each GPU's differences."""
     from migctl.ops.check import check
 
     report = check(_node_plan(file, name, layout, gpus), STATE.node())
-    emit(report, render_assert, json_out)
+    emit(report, render_assert)
     if not report.matches:
         raise typer.Exit(10)
 
@@ -178,22 +196,40 @@ def assert_cmd(
 @app.command()
 def export(
     gpus: str | None = GPUS_OPTION,
-    output: str = typer.Option("yaml", "-o", "--output-format", help="yaml or json"),
-    name: str = typer.Option("current", "--name", help="Name of the exported config."),
+    output: str = typer.Option(
+        "yaml", "-o", "--output-format", metavar="yaml|json", help="The file's format (default yaml).",
+        show_default=False,
+    ),
+    name: str = typer.Option(
+        "current", "--name", metavar="NAME", help="Name of the exported config (default current).", show_default=False
+    ),
     portable: bool = typer.Option(
         False, "--portable", help="Leave out migctl's x-migctl keys (placements) so mig-parted can read the file."
     ),
     fmt: str = typer.Option(
-        "mig-parted", "--format", help="mig-parted (v1 config), slurm (gres.conf, NodeName) or k8s (resources, labels)."
+        "mig-parted",
+        "--format",
+        metavar="mig-parted|slurm|k8s",
+        help="mig-parted (v1 config, the default), slurm (gres.conf, NodeName) or k8s (resources, labels).",
+        show_default=False,
     ),
-    node_name: str | None = typer.Option(None, "--node-name", help="slurm: the NodeName (default: short hostname)."),
+    node_name: str | None = typer.Option(
+        None, "--node-name", metavar="NAME", help="slurm: the NodeName (default: short hostname).", show_default=False
+    ),
     mig_minors: str | None = typer.Option(
-        None, "--mig-minors", help="slurm: the driver's MIG minors file (env MIGCTL_MIG_MINORS)."
+        None,
+        "--mig-minors",
+        metavar="FILE",
+        help="slurm: a copy of a driver's mig-minors table to read (default: this node's driver).",
+        show_default=False,
     ),
     dev_root: str | None = typer.Option(
-        None, "--dev-root", help="slurm: folder standing for /dev in file paths (env MIGCTL_DEV_ROOT)."
+        None,
+        "--dev-root",
+        metavar="DIR",
+        help="slurm: folder to write for /dev in device paths (default: the driver's /dev).",
+        show_default=False,
     ),
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Print the current layout as a mig-parted v1 config that apply reproduces exactly (or for Slurm / Kubernetes).
 
@@ -209,18 +245,18 @@ def export(
         from migctl.cli import scheduler_cmds
 
         if fmt == "slurm":
-            scheduler_cmds.export_slurm(gpus, node_name, mig_minors, dev_root, json_out)
+            scheduler_cmds.export_slurm(gpus, node_name, mig_minors, dev_root)
         else:
-            scheduler_cmds.export_k8s(gpus, json_out)
+            scheduler_cmds.export_k8s(gpus)
         return
     if fmt != "mig-parted":
         raise UsageError(f"--format {fmt!r}: expected mig-parted, slurm or k8s")
-    chosen = STATE.node().select(gpus)
+    chosen = STATE.select(gpus)
     if output not in ("yaml", "json"):
         raise UsageError(f"-o {output!r}: expected yaml or json")
     report = export_layout(chosen, name, portable=portable)
-    if want_json(json_out):
-        emit(report, render_export, True)
+    if want_json():
+        emit(report, render_export)
         return
     for warning in report.warnings:
         consoles.err.print(f"migctl: warning: {warning}")
@@ -229,12 +265,12 @@ def export(
 
 
 @app.command()
-def recover(wait: float = WAIT_OPTION, json_out: bool = JSON_OPTION) -> None:
+def recover(wait: float = WAIT_OPTION) -> None:
     """Finish, or roll back, an apply interrupted by a crash or kill -9 (apply also does this first)."""
     from migctl.ops.recover import recover as recover_node
 
     report = recover_node(STATE.node(), wait_s=wait)
-    emit(report, render_recover, json_out)
+    emit(report, render_recover)
     if any(r.result == "failed" for r in report.recovered):
         raise typer.Exit(1)
 
@@ -255,7 +291,7 @@ def _plan_lines(g: GpuPlanRecord) -> list[str]:
         f"recompute GI {r.gi} {r.profile}: {', '.join(r.compute)} -> {', '.join(r.new_compute)}" for r in g.recompute
     ]
     for c in g.create:
-        with_ci = f" with {', '.join(c.compute)}" if c.compute != (c.profile,) else ""
+        with_ci = "" if c.compute == (c.profile,) else f" with {', '.join(c.compute) or 'no compute instance'}"
         lines.append(f"create    {c.profile} at {c.placement}{with_ci}")
     if not (g.destroy or g.recompute or g.create or g.mode_change):
         return ["no change", *lines]
@@ -272,8 +308,14 @@ def _plan_lines(g: GpuPlanRecord) -> list[str]:
     return lines
 
 
+def _warn(console: Console, warnings: tuple[str, ...]) -> None:
+    for w in warnings:
+        console.print(Text(f"warning: {w}"))
+
+
 def render_plan(console: Console, report: PlanReport) -> None:
     console.print(f"plan for config {report.config!r}:")
+    _warn(console, report.warnings)
     groups: list[tuple[list[int], str, list[str]]] = []
     for g in report.gpus:
         lines = _plan_lines(g)
@@ -303,6 +345,7 @@ def render_apply(console: Console, report: ApplyReport) -> None:
 
 
 def render_assert(console: Console, report: AssertReport) -> None:
+    _warn(console, report.warnings)
     for g in report.gpus:
         if g.differences:
             console.print(f"GPU {g.gpu}: differs: " + "; ".join(g.differences))

@@ -13,14 +13,19 @@ from typing import TYPE_CHECKING
 import typer
 
 from migctl.cli import env
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, emit, want_json
-from migctl.cli.lifecycle_cmds import WAIT_OPTION
+from migctl.cli.app import GPUS_OPTION, STATE, WAIT_OPTION, commands, emit, want_json
 from migctl.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from migctl.records.parity import CheckpointReport, GenerateConfigReport, RestoreReport
+
+app = commands()
+
+FORMAT_OPTION = typer.Option(
+    "yaml", "-o", "--output-format", metavar="yaml|json", help="The file's format (default yaml).", show_default=False
+)
 
 
 def render_generated(console: Console, report: GenerateConfigReport) -> None:
@@ -29,10 +34,11 @@ def render_generated(console: Console, report: GenerateConfigReport) -> None:
 
 @app.command("generate-config")
 def generate_config(
-    output: str | None = typer.Option(None, "-f", "--output-file", help="Write here instead of stdout."),
-    fmt: str = typer.Option("yaml", "-o", "--output-format", help="yaml or json"),
+    output: str | None = typer.Option(
+        None, "-f", "--output-file", metavar="FILE", help="Write here instead of stdout.", show_default=False
+    ),
+    fmt: str = FORMAT_OPTION,
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """A mig-parted config from the profiles the GPUs report: all-disabled, all-enabled, all-<profile>, all-balanced."""
     from migctl.config.export import render
@@ -41,11 +47,11 @@ def generate_config(
     if fmt not in ("yaml", "json"):
         raise UsageError(f"-o {fmt!r}: expected yaml or json")
     file = None if output in (None, "-") else output
-    report = parity.generate_config(STATE.node().select(gpus), file, "json" if fmt == "json" else "yaml")
-    if report.file is None and not want_json(json_out):
+    report = parity.generate_config(STATE.select(gpus), file, "json" if fmt == "json" else "yaml")
+    if report.file is None and not want_json():
         sys.stdout.write(render(report.config, "json" if fmt == "json" else "yaml"))
         return
-    emit(report, render_generated, json_out)
+    emit(report, render_generated)
 
 
 def render_checkpoint(console: Console, report: CheckpointReport) -> None:
@@ -57,21 +63,25 @@ def render_checkpoint(console: Console, report: CheckpointReport) -> None:
 @app.command("checkpoint")
 def checkpoint_cmd(
     file: str | None = typer.Option(
-        None, "-f", "--checkpoint-file", help="Write here ('-' or none: stdout; env MIGCTL_CHECKPOINT_FILE)."
+        None,
+        "-f",
+        "--checkpoint-file",
+        metavar="FILE",
+        help="Write here ('-' or none: stdout; env MIGCTL_CHECKPOINT_FILE).",
+        show_default=False,
     ),
     gpus: str | None = GPUS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Save the exact MIG state (mode, instances, placements, compute instances) as JSON."""
     from migctl.integrations.checkpoint import to_text
     from migctl.ops import parity
 
     file = env.from_env(file, env.CHECKPOINT_FILE)
-    report = parity.write_checkpoint(STATE.node().select(gpus), None if file in (None, "-") else file)
-    if report.file is None and not want_json(json_out):
+    report = parity.write_checkpoint(STATE.select(gpus), None if file in (None, "-") else file)
+    if report.file is None and not want_json():
         sys.stdout.write(to_text(report.checkpoint))
         return
-    emit(report, render_checkpoint, json_out)
+    emit(report, render_checkpoint)
 
 
 def render_restore(console: Console, report: RestoreReport) -> None:
@@ -89,12 +99,19 @@ def render_restore(console: Console, report: RestoreReport) -> None:
 @app.command("restore")
 def restore_cmd(
     file: str | None = typer.Option(
-        None, "-f", "--checkpoint-file", help="Checkpoint to restore ('-': stdin; env MIGCTL_CHECKPOINT_FILE)."
+        None,
+        "-f",
+        "--checkpoint-file",
+        metavar="FILE",
+        help="Checkpoint to restore ('-': stdin; env MIGCTL_CHECKPOINT_FILE).",
+        show_default=False,
     ),
-    hooks_file: str | None = typer.Option(None, "-k", "--hooks-file", help="mig-parted hooks file."),
+    hooks_file: str | None = typer.Option(
+        None, "-k", "--hooks-file", metavar="FILE", help="mig-parted hooks file (env MIGCTL_HOOKS_FILE).",
+        show_default=False,
+    ),
     mode_only: bool = typer.Option(False, "--mode-only", help="Only restore each GPU's MIG mode."),
     wait: float = WAIT_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Bring checkpointed GPUs back to that exact state; refuses (changing nothing) if busy instances are in the way."""
     from migctl.cli.layout_cmds import apply_exit_code
@@ -115,6 +132,6 @@ def restore_cmd(
     report = parity.restore(
         STATE.node(), ck, source, hooks=hooks, hooks_file=hooks_path or "", only_mode=mode_only, wait_s=wait
     )
-    emit(report, render_restore, json_out)
+    emit(report, render_restore)
     if not report.ok:
         raise typer.Exit(apply_exit_code(report.gpus))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from migctl.cli.app import JSON_OPTION, app, emit
+from migctl.cli.app import commands, emit
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,16 +27,25 @@ if TYPE_CHECKING:
         RayUpReport,
     )
 
-ray_app = typer.Typer(help="Run migctl's agents and scheduler on a Ray cluster (docs/ray.md).", no_args_is_help=True)
-cluster_app = typer.Typer(help="Every Ray node's MIG layout: status, plan, apply, assert.", no_args_is_help=True)
+app = commands()
+ray_app = commands(help="Run migctl's agents and scheduler on a Ray cluster (docs/ray.md).", no_args_is_help=True)
+cluster_app = commands(help="Every Ray node's MIG layout: status, plan, apply, assert.", no_args_is_help=True)
 app.add_typer(ray_app, name="ray")
 app.add_typer(cluster_app, name="cluster")
 
 ADDRESS_OPTION = typer.Option(
-    None, "--address", help="The Ray cluster (host:port or auto; default: RAY_ADDRESS, else the local cluster)."
+    None,
+    "--address",
+    metavar="ADDRESS",
+    help="The Ray cluster (host:port or auto; default: RAY_ADDRESS, else the local cluster).",
+    show_default=False,
 )
-FILE_OPTION = typer.Option(..., "-f", "--config-file", help="mig-parted v1 config file ('-' reads stdin).")
-NAME_OPTION = typer.Option(None, "-c", "--selected-config", help="Name of the config in the file.")
+FILE_OPTION = typer.Option(
+    ..., "-f", "--config-file", metavar="FILE", help="mig-parted v1 config file ('-' reads stdin).", show_default=False
+)
+NAME_OPTION = typer.Option(
+    None, "-c", "--selected-config", metavar="NAME", help="Name of the config in the file.", show_default=False
+)
 
 
 def _address(address: str | None) -> str:
@@ -54,16 +63,25 @@ def _title(n: RayNode | AgentUp) -> str:
 @ray_app.command("up")
 def up(
     address: str | None = ADDRESS_OPTION,
-    placement: str = typer.Option("migctl", "--placement", help="migctl (best fit, planner placement) or first-fit."),
-    reclaim_after: float = typer.Option(
-        60.0, "--reclaim-after", metavar="SECONDS", help="Destroy instances made on demand once idle this long."
+    placement: str = typer.Option(
+        "migctl",
+        "--placement",
+        metavar="POLICY",
+        help="migctl (best fit, planner placement; the default) or first-fit.",
+        show_default=False,
     ),
-    json_out: bool = JSON_OPTION,
+    reclaim_after: float = typer.Option(
+        60.0,
+        "--reclaim-after",
+        metavar="SECONDS",
+        help="Destroy instances made on demand once idle this long (default 60).",
+        show_default=False,
+    ),
 ) -> None:
     """Start migctl's agent on every Ray node (and later ones) and the cluster scheduler."""
     from migctl.ray import control
 
-    emit(control.up(_address(address), placement=placement, reclaim_after_s=reclaim_after), render_up, json_out)
+    emit(control.up(_address(address), placement=placement, reclaim_after_s=reclaim_after), render_up)
 
 
 def render_up(console: Console, report: RayUpReport) -> None:
@@ -73,12 +91,12 @@ def render_up(console: Console, report: RayUpReport) -> None:
 
 
 @ray_app.command("down")
-def down(address: str | None = ADDRESS_OPTION, json_out: bool = JSON_OPTION) -> None:
+def down(address: str | None = ADDRESS_OPTION) -> None:
     """Stop migctl's scheduler and agents (MIG instances stay as they are)."""
     from migctl.ray import control
 
     control.connect(_address(address))
-    emit(control.down(), render_down, json_out)
+    emit(control.down(), render_down)
 
 
 def render_down(console: Console, report: RayDownReport) -> None:
@@ -89,11 +107,11 @@ def render_down(console: Console, report: RayDownReport) -> None:
 
 
 @cluster_app.command("status")
-def status(address: str | None = ADDRESS_OPTION, json_out: bool = JSON_OPTION) -> None:
+def status(address: str | None = ADDRESS_OPTION) -> None:
     """Every Ray node's GPUs, instances and MIG devices, in one view."""
     from migctl.ray import cluster
 
-    emit(cluster.status(_address(address)), render_status, json_out)
+    emit(cluster.status(_address(address)), render_status)
 
 
 def render_status(console: Console, report: ClusterStatusReport) -> None:
@@ -157,14 +175,13 @@ def plan(
     file: str = FILE_OPTION,
     name: str | None = NAME_OPTION,
     address: str | None = ADDRESS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """What apply would do on each node, changing nothing."""
     from migctl.ray import _node_ops, cluster
 
     text, source = _node_ops.read_config(file, name)
     report = cluster.plan(text, source, name, _address(address))
-    emit(report, render_plan, json_out)
+    emit(report, render_plan)
     _exit(report.ok)
 
 
@@ -173,15 +190,16 @@ def apply(
     file: str = FILE_OPTION,
     name: str | None = NAME_OPTION,
     address: str | None = ADDRESS_OPTION,
-    wait: float = typer.Option(60.0, "--wait", metavar="SECONDS", help="How long each node waits for its lock."),
-    json_out: bool = JSON_OPTION,
+    wait: float = typer.Option(
+        60.0, "--wait", metavar="SECONDS", help="How long each node waits for its lock (default 60).", show_default=False
+    ),
 ) -> None:
     """Apply a layout on every node at once, each node as on one (plan, transaction, journal)."""
     from migctl.ray import _node_ops, cluster
 
     text, source = _node_ops.read_config(file, name)
     report = cluster.apply(text, source, name, _address(address), wait)
-    emit(report, render_apply, json_out)
+    emit(report, render_apply)
     _exit(report.ok)
 
 
@@ -190,12 +208,11 @@ def assert_cmd(
     file: str = FILE_OPTION,
     name: str | None = NAME_OPTION,
     address: str | None = ADDRESS_OPTION,
-    json_out: bool = JSON_OPTION,
 ) -> None:
     """Exit 0 if every node matches the layout, else 10 (1 if a node could not be checked)."""
     from migctl.ray import _node_ops, cluster
 
     text, source = _node_ops.read_config(file, name)
     report = cluster.check(text, source, name, _address(address))
-    emit(report, render_assert, json_out)
+    emit(report, render_assert)
     _exit(report.ok, all(n.result in ("matches", "differs", "skipped") for n in report.nodes))

@@ -1,15 +1,18 @@
-"""``migctl run``'s command line: ``[--on TARGET] [--wait [SECONDS] | --no-wait] [-q] [--json]
-[--record FILE] [--] COMMAND...``.
+"""``migctl run``'s command line: ``[--on TARGET] [--queue [SECONDS] | --no-queue] [-q] [--json]
+[--record FILE] [global options] [--] COMMAND...``.
 
 The options are typer options (:mod:`migctl.cli.run_cmds`); two things about this grammar are
 beyond click, and are settled here before click parses:
 
-* ``--wait`` takes a value only when the next word is a number (``--wait 30 python x.py``,
-  ``--wait python x.py``); click's optional values would take ``python``. :func:`normalize`
-  rewrites ``--wait [N]`` as ``--wait=N``, or ``--wait=`` + :data:`FOREVER`.
+* ``--queue`` takes a value only when the next word is a number (``--queue 30 python x.py``,
+  ``--queue python x.py``); click's optional values would take ``python``. :func:`normalize`
+  rewrites ``--queue [N]`` as ``--queue=N``, or ``--queue=`` + :data:`FOREVER`.
 * Options end at the command: the first word that is not an option (or ``--``) starts it, and
   everything after belongs to it, options too. An unknown option before the command is an
   error that says to put the command after ``--``.
+
+``--wait``/``--no-wait`` are the device queue's old names (before ``--wait`` came to mean one
+thing on every command, the host lock's wait): they still work, with a deprecation warning.
 """
 
 from __future__ import annotations
@@ -18,12 +21,21 @@ from collections.abc import Sequence
 
 from migctl.errors import UsageError
 
-#: ``--wait`` with no number: wait as long as needed. A NUL cannot come from a command line.
+#: ``--queue`` with no number: wait as long as needed. A NUL cannot come from a command line.
 FOREVER = "\0forever"
 
-_FLAGS = frozenset({"--no-wait", "-q", "--quiet", "--json", "--help"})
-_VALUED = {"--on": "a TARGET (a MIG-<uuid>, GPU:GI such as 0:13, or a profile)", "-o": None, "--record": "a FILE"}
-_VALUED["-o"] = _VALUED["--on"]
+#: old spelling -> new (still accepted, with a warning: see :func:`deprecated`).
+RENAMED = {"--wait": "--queue", "--no-wait": "--no-queue"}
+
+_FLAGS = frozenset({"--no-queue", "--no-wait", "-q", "--quiet", "--json", "--help", "--debug", "--version"})
+_VALUED = {
+    "--on": "a TARGET (a MIG-<uuid>, GPU:GI such as 0:13, or a profile)",
+    "-o": "a TARGET (a MIG-<uuid>, GPU:GI such as 0:13, or a profile)",
+    "--record": "a FILE",
+    "--sim": "a SPEC such as h20x8",
+    "--state-dir": "a DIR",
+}
+_JOINED = ("--on=", "--queue=", "--wait=", "--record=", "--sim=", "--state-dir=")
 
 
 def _is_number(text: str) -> bool:
@@ -35,7 +47,8 @@ def _is_number(text: str) -> bool:
 
 
 def normalize(args: Sequence[str]) -> list[str]:
-    """``args`` with each ``--wait`` in ``--wait=VALUE`` form; checks what click would word differently."""
+    """``args`` with each ``--queue`` in ``--queue=VALUE`` form (old spellings renamed); checks
+    what click would word differently."""
     out: list[str] = []
     i = 0
     while i < len(args):
@@ -48,16 +61,18 @@ def normalize(args: Sequence[str]) -> list[str]:
             out += [a, args[i + 1]]
             i += 2
             continue
-        if a == "--wait":
+        if a in ("--queue", "--wait"):
             if i + 1 < len(args) and _is_number(args[i + 1]):
-                out.append(f"--wait={args[i + 1]}")
+                out.append(f"--queue={args[i + 1]}")
                 i += 2
             else:
-                out.append(f"--wait={FOREVER}")
+                out.append(f"--queue={FOREVER}")
                 i += 1
             continue
-        if a in _FLAGS or a.startswith(("--on=", "--wait=", "--record=")):
-            out.append(a)
+        if a.startswith("--wait="):
+            a = "--queue=" + a.split("=", 1)[1]
+        if a in _FLAGS or a.startswith(_JOINED):
+            out.append(RENAMED.get(a, a))
             i += 1
             continue
         raise UsageError(
@@ -72,26 +87,32 @@ def options_part(args: Sequence[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(args) and args[i] != "--" and args[i].startswith("-") and args[i] != "-":
-        step = 2 if args[i] in _VALUED else 1
+        numbered = args[i] in ("--queue", "--wait") and i + 1 < len(args) and _is_number(args[i + 1])
+        step = 2 if args[i] in _VALUED or numbered else 1
         out += args[i : i + step]
         i += step
     return out
 
 
-def wait_seconds(wait: str | None, no_wait: bool) -> float | None:
-    """``--wait``/``--no-wait`` as the run takes them: 0 (default), ``None`` (forever) or seconds."""
-    if wait is not None and no_wait:
-        raise UsageError("--wait and --no-wait exclude each other")
-    if wait is None:
+def deprecated(args: Sequence[str]) -> list[str]:
+    """The old spellings (``--wait``, ``--no-wait``) among migctl's own words of ``args``."""
+    return [w for w in (a.split("=", 1)[0] for a in options_part(args)) if w in RENAMED]
+
+
+def queue_seconds(queue: str | None, no_queue: bool) -> float | None:
+    """``--queue``/``--no-queue`` as the run takes them: 0 (default), ``None`` (forever) or seconds."""
+    if queue is not None and no_queue:
+        raise UsageError("--queue and --no-queue exclude each other")
+    if queue is None:
         return 0.0
-    if wait == FOREVER:
+    if queue == FOREVER:
         return None
     try:
-        value = float(wait)
+        value = float(queue)
     except ValueError:
-        raise UsageError(f"--wait {wait!r}: expected a number of seconds") from None
+        raise UsageError(f"--queue {queue!r}: expected a number of seconds") from None
     if value < 0 or value != value:
-        raise UsageError(f"--wait {wait!r}: expected a number of seconds >= 0")
+        raise UsageError(f"--queue {queue!r}: expected a number of seconds >= 0")
     return value
 
 

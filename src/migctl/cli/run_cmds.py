@@ -15,12 +15,14 @@ from typer import _click as click  # typer's own click (typer vendors it)
 from typer.core import TyperCommand
 
 from migctl.cli import run_args
-from migctl.cli.app import GPUS_OPTION, JSON_OPTION, STATE, app, consoles, emit, want_json
+from migctl.cli.app import GPUS_HELP, GPUS_OPTION, STATE, commands, consoles, emit, want_json, warn
 from migctl.errors import Interrupted, MigctlError, UsageError
 from migctl.records import dumps
 
 if TYPE_CHECKING:
     from migctl.ops.run import RunRequest
+
+app = commands()
 
 # -- run ---------------------------------------------------------------------------------------------
 
@@ -72,7 +74,7 @@ def _sink_for(args: list[str]) -> _RecordSink:
     own = run_args.options_part(args)
     record = next((own[i + 1] for i, a in enumerate(own[:-1]) if a == "--record"), None)
     record = record or next((a.split("=", 1)[1] for a in own if a.startswith("--record=")), None)
-    return _RecordSink(want_json("--json" in own), Path(record) if record else None)
+    return _RecordSink(want_json() or "--json" in own, Path(record) if record else None)
 
 
 class _RunCommand(TyperCommand):
@@ -91,18 +93,18 @@ class _RunCommand(TyperCommand):
         return super().parse_args(ctx, normalized)
 
 
-def run_request(command: list[str] | None, on: str | None, wait: str | None, no_wait: bool) -> RunRequest:
+def run_request(command: list[str] | None, on: str | None, queue: str | None, no_queue: bool) -> RunRequest:
     """The typed request ``run``'s options make (click has parsed them)."""
     from migctl.config.target import parse_target
     from migctl.ops.run import RunRequest
 
-    return RunRequest(run_args.command_of(command), parse_target(on), run_args.wait_seconds(wait, no_wait))
+    return RunRequest(run_args.command_of(command), parse_target(on), run_args.queue_seconds(queue, no_queue))
 
 
 @app.command(
     cls=_RunCommand,
     context_settings={"allow_interspersed_args": False},
-    options_metavar="[--on TARGET] [--wait [SECONDS] | --no-wait] [-q] [--json] [--record FILE]",
+    options_metavar="[--on TARGET] [--queue [SECONDS] | --no-queue] [-q] [--json] [--record FILE]",
 )
 def run(
     command: list[str] | None = typer.Argument(
@@ -118,14 +120,17 @@ def run(
         metavar="TARGET",
         help="MIG-<uuid>, GPU:GI (0:13) or GPU:GI:CI, or a profile (1g.12gb); default: any free MIG device.",
     ),
-    wait: str | None = typer.Option(
+    queue: str | None = typer.Option(
         None,
-        "--wait",
+        "--queue",
         metavar="[SECONDS]",
-        help="If every matching device is busy, queue until one is free (forever, or at most SECONDS).",
+        help="If every matching device is busy, queue until one is free (forever, or at most SECONDS). "
+        "Old name: --wait (deprecated).",
         show_default=False,
     ),
-    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once (exit 5) naming who holds it: the default."),
+    no_queue: bool = typer.Option(
+        False, "--no-queue", help="Fail at once (exit 5) naming who holds it: the default. Old name: --no-wait."
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Do not say which device was chosen (stderr)."),
     json_out: bool = typer.Option(
         False, "--json", help="Write the run's record as JSON on stderr when it ends (stdout is the command's)."
@@ -145,10 +150,13 @@ def run(
     from migctl.cli.run_views import run_notice
     from migctl.ops import run as run_ops
 
-    sink = _RecordSink(want_json(json_out), record)
+    sink = _RecordSink(json_out or want_json(), record)
     talk = not (quiet or sink.as_json)
+    for old in run_args.deprecated(STATE.argv):
+        if talk:
+            warn(f"run {old} is now {run_args.RENAMED[old]} (--wait is the host lock's wait on other commands)")
     try:
-        request = run_request(command, on, wait, no_wait)
+        request = run_request(command, on, queue, no_queue)
         sink.open()
         report = run_ops.run(
             STATE.node(),
@@ -178,25 +186,49 @@ def batch(
     each_instance: bool = typer.Option(
         False, "--each-instance", help="Run COMMAND once on every MIG device (those --on selects)."
     ),
-    on: str | None = typer.Option(None, "--on", metavar="TARGET", help="With --each-instance: only these devices."),
-    logs: Path | None = typer.Option(
-        None, "--logs", metavar="DIR", help="Per-job logs (default ./migctl-logs/batch-<time>-<pid>/)."
+    on: str | None = typer.Option(
+        None, "--on", metavar="TARGET", help="With --each-instance: only these devices.", show_default=False
     ),
-    retries: int | None = typer.Option(None, "--retries", min=0, help="Default retries of a failed job (default 0)."),
+    logs: Path | None = typer.Option(
+        None, "--logs", metavar="DIR", help="Per-job logs (default ./migctl-logs/batch-<time>-<pid>/).",
+        show_default=False,
+    ),
+    retries: int | None = typer.Option(
+        None, "--retries", metavar="N", help="Default retries of a failed job (default 0).", show_default=False
+    ),
     timeout: float | None = typer.Option(
-        None, "--timeout", metavar="SECONDS", help="Default time limit per attempt (default none)."
+        None, "--timeout", metavar="SECONDS", help="Default time limit per attempt (default none).",
+        show_default=False,
     ),
     grace: float = typer.Option(
-        10.0,  # ops.batch.DEFAULT_GRACE_S, not imported at start-up
-        "--grace", metavar="SECONDS", help="SIGTERM-to-SIGKILL delay for stopped jobs (10)."
+        10.0,  # ops.batch.DEFAULT_GRACE_S, not imported at start-up (a test checks they agree)
+        "--grace", metavar="SECONDS", help="SIGTERM-to-SIGKILL delay for stopped jobs (default 10).",
+        show_default=False,
     ),
-    max_parallel: int | None = typer.Option(None, "--max-parallel", min=1, help="At most this many jobs at once."),
-    json_out: bool = JSON_OPTION,
+    max_parallel: int | None = typer.Option(
+        None, "--max-parallel", metavar="N", help="At most this many jobs at once (default: one per device).",
+        show_default=False,
+    ),
+    auto: bool = typer.Option(
+        False, "--auto", help="migctl picks each job's profile and reshapes idle MIG slices (see docs/scheduler.md).",
+        show_default=False,
+    ),
+    objective: str | None = typer.Option(
+        None, "--objective", metavar="jct|makespan", help="With --auto: what to minimise (default jct: mean JCT).",
+        show_default=False,
+    ),
+    gpus: str | None = typer.Option(
+        None, "-i", "--id", metavar="GPUS",
+        help="With --auto: the GPUs it may use and reshape. "
+        + GPUS_HELP.replace("all GPUs", "every MIG-capable GPU") + ".",
+        show_default=False,
+    ),
 ) -> None:
     """Run many jobs in parallel, each on its own MIG device as soon as one is free.
 
     \b
     migctl batch JOBS.yaml [--logs DIR] [--json]
+    migctl batch --auto JOBS.yaml [-i GPUS] [--objective jct|makespan]
     migctl batch --each-instance [--on TARGET] -- COMMAND [ARGS...]
 
     A failed attempt (non-zero exit, killed, OOM, timeout) frees its device at once and is
@@ -210,8 +242,18 @@ def batch(
     from migctl.ops import jobs as jobs_ops
 
     args = list(args or [])
-    if "--" in STATE.argv:  # main's error printer looks for --json: the command's words do not count
-        STATE.argv = STATE.argv[: STATE.argv.index("--")]
+    if retries is not None and retries < 0:
+        raise UsageError(f"--retries {retries}: expected a number of retries >= 0")
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError(f"--max-parallel {max_parallel}: expected at least 1")
+    if auto or objective is not None or gpus is not None:  # batch --auto: cli/autobatch_cmds.py
+        from migctl.cli.autobatch_cmds import auto_batch
+
+        auto_batch(
+            args, auto=auto, objective=objective, gpus=gpus, each_instance=each_instance, on=on, logs=logs,
+            retries=retries, timeout=timeout, grace=grace, max_parallel=max_parallel,
+        )
+        return
     node = STATE.node()
     if each_instance:
         if not args:
@@ -228,14 +270,14 @@ def batch(
                 hint="or run a command on every device with: migctl batch --each-instance -- COMMAND...",
             )
         jobs = jobs_ops.load_jobs(Path(args[0]), node, retries=retries, timeout=timeout)
-    if sys.stdout.isatty() and not want_json(json_out):
+    if sys.stdout.isatty() and not want_json():
         with LiveBatch(consoles.out) as view:
             report = batch_ops.run_batch(
                 node, jobs, logs_dir=logs, grace_s=grace, max_parallel=max_parallel, on_progress=view.update
             )
     else:
         report = batch_ops.run_batch(node, jobs, logs_dir=logs, grace_s=grace, max_parallel=max_parallel)
-    emit(report, render_batch, json_out)
+    emit(report, render_batch)
     if report.summary.exit_code:
         raise typer.Exit(report.summary.exit_code)
 
@@ -246,12 +288,13 @@ def batch(
 @app.command()
 def doctor(
     gpus: str | None = GPUS_OPTION,
-    smoke: bool = typer.Option(True, "--smoke/--no-smoke", help="Run the smoke test on every MIG device (default)."),
-    smoke_timeout: float = typer.Option(
-        60.0,  # ops.doctor.SMOKE_TIMEOUT_S, not imported at start-up
-        "--smoke-timeout", metavar="SECONDS", help="Time limit per smoke test (60)."
+    smoke: bool = typer.Option(
+        True, "--smoke/--no-smoke", help="Run the smoke test on every MIG device (default: on).", show_default=False
     ),
-    json_out: bool = JSON_OPTION,
+    smoke_timeout: float = typer.Option(
+        60.0,  # ops.doctor.SMOKE_TIMEOUT_S, not imported at start-up (a test checks they agree)
+        "--smoke-timeout", metavar="SECONDS", help="Time limit per smoke test (default 60).", show_default=False
+    ),
 ) -> None:
     """Check that MIG and CUDA work here: driver, MIG modes, fabric manager, a smoke test per MIG device.
 
@@ -261,6 +304,6 @@ def doctor(
     from migctl.ops import doctor as doctor_ops
 
     report = doctor_ops.diagnose(STATE.node, gpus=gpus, smoke=smoke, smoke_timeout=smoke_timeout)
-    emit(report, render_doctor, json_out)
+    emit(report, render_doctor)
     if not report.ok:
         raise typer.Exit(1)

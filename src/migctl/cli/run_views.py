@@ -8,7 +8,6 @@ from types import TracebackType
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
-from rich.table import Table
 from rich.text import Text
 
 from migctl.cli.render import dim, table
@@ -49,14 +48,12 @@ def batch_progress(p: BatchProgress) -> Group:
         f"{len(p.running)} running, {p.waiting} waiting   {p.elapsed_s:.1f} s"
         + ("   stopping..." if p.stopping else "")
     )
-    rows = Table(box=None, pad_edge=False, header_style="dim")
-    for col in ("job", "instance", "attempt", "running"):
-        rows.add_column(col)
+    rows = table("job", "instance", "MIG device", "attempt", "running", right=("instance", "attempt", "running"))
     for j in p.running[:LIVE_ROWS]:
         where = f"{j.device.gpu}:{j.device.gpu_instance_id}" + (
             f":{j.device.compute_instance_id}" if j.device.compute_instance_id else ""
         )
-        rows.add_row(j.name, f"{where} {j.device.uuid}", str(j.attempt), f"{j.running_s:.1f} s")
+        rows.add_row(j.name, where, j.device.uuid, str(j.attempt), f"{j.running_s:.1f} s")
     parts: list[RenderableType] = [head, ProgressBar(total=max(1, p.total), completed=p.done, width=60), rows]
     if len(p.running) > LIVE_ROWS:
         parts.append(dim(f"... and {len(p.running) - LIVE_ROWS} more running"))
@@ -82,22 +79,30 @@ class LiveBatch:
         self._live.__exit__(kind, exc, tb)
 
 
+def job_status(status: str, reason: str) -> str:
+    """``failed: exit 3`` (a reason that only repeats the status is left out: no "not started: not started")."""
+    return f"{status}: {reason}" if reason and reason != status and status != "succeeded" else status
+
+
 def render_batch(console: Console, data: BatchReport) -> None:
-    t = table("job", "instance", "exit", "attempts", "duration", "status", right=("exit", "attempts", "duration"))
+    # GPU:GI and the MIG device in columns of their own: the UUIDs line up whatever the IDs' widths
+    t = table(
+        "job", "instance", "MIG device", "exit", "attempts", "duration", "status",
+        right=("instance", "exit", "attempts", "duration"),
+    )
     # one line per job even on a narrow terminal: the UUID is cut there (whole in --json)
-    t.columns[1].overflow = "ellipsis"
-    t.columns[0].no_wrap = t.columns[5].no_wrap = False
+    t.columns[2].overflow = "ellipsis"
+    t.columns[0].no_wrap = t.columns[6].no_wrap = False
     for j in data.jobs:
         inst = j.instance
-        where = "-" if inst is None else f"{inst.gpu}:{inst.gpu_instance_id} {inst.uuid}"
-        status = j.status + (f": {j.reason}" if j.reason and j.status != "succeeded" else "")
         t.add_row(
             j.name,
-            where,
+            "-" if inst is None else f"{inst.gpu}:{inst.gpu_instance_id}",
+            "-" if inst is None else inst.uuid,
             "-" if j.exit_code is None else str(j.exit_code),
             str(j.attempts),
             f"{j.duration_s:.1f} s",
-            status,
+            job_status(j.status, j.reason),
         )
     console.print(t)
     s = data.summary

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from migctl.cli.app import JSON_OPTION, STATE, app, emit
+from migctl.cli.app import GPUS_OPTION, STATE, commands, emit
 from migctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,19 +29,28 @@ if TYPE_CHECKING:
         TaskPrologReport,
     )
 
-slurm_app = typer.Typer(
+app = commands()
+slurm_app = commands(
     help="Slurm: gres.conf for the current layout, MIG UUIDs for jobs (docs/slurm.md).", no_args_is_help=True
 )
-k8s_app = typer.Typer(help="Kubernetes without the GPU Operator (docs/kubernetes.md).", no_args_is_help=True)
+k8s_app = commands(help="Kubernetes without the GPU Operator (docs/kubernetes.md).", no_args_is_help=True)
 app.add_typer(slurm_app, name="slurm")
 app.add_typer(k8s_app, name="k8s")
 
 MIG_MINORS_OPTION = typer.Option(
-    None, "--mig-minors", help="The driver's MIG minors file (env MIGCTL_MIG_MINORS; "
-    "default /proc/driver/nvidia-caps/mig-minors)."
+    None,
+    "--mig-minors",
+    metavar="FILE",
+    help="Read the MIG capability minors from this copy of a driver's "
+    "/proc/driver/nvidia-caps/mig-minors (default: this node's driver).",
+    show_default=False,
 )
 DEV_ROOT_OPTION = typer.Option(
-    None, "--dev-root", help="Folder standing for /dev in device paths (env MIGCTL_DEV_ROOT; for test roots)."
+    None,
+    "--dev-root",
+    metavar="DIR",
+    help="Folder to write for /dev in device paths (default: the driver's /dev).",
+    show_default=False,
 )
 
 
@@ -56,15 +65,13 @@ def render_slurm_export(console: Console, report: SlurmExportReport) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def export_slurm(
-    gpus: str | None, node_name: str | None, mig_minors: str | None, dev_root: str | None, json_out: bool
-) -> None:
+def export_slurm(gpus: str | None, node_name: str | None, mig_minors: str | None, dev_root: str | None) -> None:
     from migctl.ops import integrations
 
     report = integrations.slurm_export(
-        STATE.node().select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root
+        STATE.node(), STATE.select(gpus), node_name=node_name, mig_minors=mig_minors, root=dev_root
     )
-    emit(report, render_slurm_export, json_out)
+    emit(report, render_slurm_export)
 
 
 def render_k8s_export(console: Console, report: K8sExportReport) -> None:
@@ -84,10 +91,10 @@ def render_k8s_export(console: Console, report: K8sExportReport) -> None:
     sys.stdout.write("\n".join(out) + "\n")
 
 
-def export_k8s(gpus: str | None, json_out: bool) -> None:
+def export_k8s(gpus: str | None) -> None:
     from migctl.ops import integrations
 
-    emit(integrations.k8s_export(STATE.node().select(gpus)), render_k8s_export, json_out)
+    emit(integrations.k8s_export(STATE.select(gpus)), render_k8s_export)
 
 
 # -- slurm -----------------------------------------------------------------------------------
@@ -102,14 +109,18 @@ def render_task_prolog(console: Console, report: TaskPrologReport) -> None:
 def task_prolog(
     mig_minors: str | None = MIG_MINORS_OPTION,
     dev_root: str | None = DEV_ROOT_OPTION,
-    gpus: str | None = typer.Option(None, "-i", "--id", help="The GPUs gres.conf was exported for (default all)."),
-    json_out: bool = JSON_OPTION,
+    gpus: str | None = GPUS_OPTION,
 ) -> None:
-    """Slurm TaskProlog: print 'export CUDA_VISIBLE_DEVICES=MIG-...' for the GRES the job was given."""
+    """Slurm TaskProlog: print 'export CUDA_VISIBLE_DEVICES=MIG-...' for the GRES the job was given.
+
+    -i: the GPUs gres.conf was exported for (default: all, as export --format slurm).
+    """
     from migctl.ops import integrations
 
-    report = integrations.task_prolog(STATE.node().select(gpus), os.environ, mig_minors=mig_minors, root=dev_root)
-    emit(report, render_task_prolog, json_out)
+    report = integrations.task_prolog(
+        STATE.node(), STATE.select(gpus), os.environ, mig_minors=mig_minors, root=dev_root
+    )
+    emit(report, render_task_prolog)
 
 
 # -- k8s -------------------------------------------------------------------------------------
@@ -120,11 +131,11 @@ def render_hooks_file(console: Console, report: K8sHooksFileReport) -> None:
 
 
 @k8s_app.command("hooks-file")
-def hooks_file_cmd(json_out: bool = JSON_OPTION) -> None:
+def hooks_file_cmd() -> None:
     """Print the hooks file that pauses the device plugin, GFD and dcgm-exporter around an apply."""
     from migctl.ops import k8s_clients
 
-    emit(k8s_clients.hooks_file(), render_hooks_file, json_out)
+    emit(k8s_clients.hooks_file(), render_hooks_file)
 
 
 def render_clients(console: Console, report: K8sClientsReport) -> None:
@@ -135,12 +146,28 @@ def render_clients(console: Console, report: K8sClientsReport) -> None:
 
 @k8s_app.command("clients")
 def clients_cmd(
-    action: str = typer.Argument(..., help="pause or resume"),
-    node: str | None = typer.Option(None, "--node", help="This node's name (env NODE_NAME; default the hostname)."),
-    selector: str | None = typer.Option(None, "--selector", help="Label selector of the GPU client pods."),
-    timeout: float = typer.Option(300, "--timeout", help="How long pause waits for the pods to go, seconds."),
-    kubectl: str | None = typer.Option(None, "--kubectl", help="kubectl to run (default: on PATH)."),
-    json_out: bool = JSON_OPTION,
+    action: str = typer.Argument(..., metavar="pause|resume", help="pause or resume", show_default=False),
+    node: str | None = typer.Option(
+        None,
+        "--node",
+        metavar="NAME",
+        help="This node's name (env NODE_NAME; default the hostname).",
+        show_default=False,
+    ),
+    selector: str | None = typer.Option(
+        None,
+        "--selector",
+        metavar="SELECTOR",
+        help="Label selector of the GPU client pods (default: the device plugin's, GFD's and dcgm-exporter's).",
+        show_default=False,
+    ),
+    timeout: float = typer.Option(
+        300, "--timeout", metavar="SECONDS", help="How long pause waits for the pods to go (default 300).",
+        show_default=False,
+    ),
+    kubectl: str | None = typer.Option(
+        None, "--kubectl", metavar="PROGRAM", help="kubectl to run (default: on PATH).", show_default=False
+    ),
 ) -> None:
     """Stop (pause) or start (resume) the node's GPU client pods via their nodeSelector labels, as mig-manager does."""
     from migctl.ops import k8s_clients
@@ -154,4 +181,4 @@ def clients_cmd(
         timeout=timeout,
         kubectl=kubectl,
     )
-    emit(report, render_clients, json_out)
+    emit(report, render_clients)

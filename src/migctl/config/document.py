@@ -130,6 +130,57 @@ class _Walker:
             self.active.discard(id(node))
 
 
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _untab(text: str) -> str:
+    """``text`` with the tabs that separate tokens made spaces, as Go's YAML parser (mig-parted's)
+    and libyaml take them and PyYAML's own scanner refuses: inside flow collections (``{``,
+    ``[``: mig-parted's test files are tab-indented JSON) and after ``:``/``-`` or before a
+    comment in block context. Tabs that indent a block line, and tabs inside quoted strings,
+    comments and plain words, are left as they are. Lines and columns do not move."""
+    out: list[str] = []
+    depth, quote, comment, line_start = 0, "", False, True
+    n = len(text)
+    for i, ch in enumerate(text):
+        prev = out[-1] if out and not line_start else "\n"
+        if ch == "\n":
+            comment, line_start = False, True
+            out.append(ch)
+            continue
+        if comment:
+            out.append(ch)
+            continue
+        if quote:
+            if ch == quote and not (quote == '"' and prev == "\\"):
+                quote = ""
+            out.append(ch)
+            line_start = False
+            continue
+        at_token = prev in " \t\n:,[{" or prev == "\r"
+        if ch == "\t":
+            rest = text[i + 1 : (text.find("\n", i) + 1 or n + 1) - 1].lstrip("\t ")
+            if depth > 0:
+                separating = at_token or rest[:1] in ("", ",", "]", "}", "#", ":")
+            else:
+                separating = not line_start and (prev in " :-" or rest[:1] in ("", "#"))
+            out.append(" " if separating else ch)
+            continue
+        if ch == "#" and at_token:
+            comment = True
+        elif ch in "'\"" and at_token:
+            quote = ch
+        elif ch in "[{" and at_token:
+            depth += 1
+        elif ch in "]}" and depth:
+            depth -= 1
+        out.append(ch)
+        if ch not in " \r":
+            line_start = False
+    return "".join(out)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -139,17 +190,21 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def parse_document(text: str, source: str, *, max_nodes: int = MAX_NODES) -> Document:
+def parse_document(text: str, source: str, *, max_nodes: int = MAX_NODES, empty_ok: bool = False) -> Document:
     """Parse YAML or JSON ``text`` (named ``source`` in errors). Raises :class:`ConfigError`.
 
-    The one YAML reader of migctl: configs, hooks files and batch jobs files all use it.
+    The one YAML reader of migctl: configs, hooks files and batch jobs files all use it. An
+    empty document (nothing but comments and blank lines, or ``null``) is an error unless
+    ``empty_ok``; then its data is ``None``.
     """
     if len(text) > MAX_CHARS:
         raise ConfigError(f"document too large ({len(text)} characters; at most {MAX_CHARS})", source=source)
     walker = _Walker(source, max_nodes)
     try:
-        node = yaml.compose(text, Loader=_LOADER)
-        if node is None:
+        node = yaml.compose(_untab(text) if "\t" in text else text, Loader=_LOADER)
+        if node is None or (empty_ok and _is_null(node)):
+            if empty_ok:
+                return Document(None, {}, source)
             raise ConfigError("the document is empty", source=source)
         walker.lines[()] = node.start_mark.line + 1
         return Document(walker.value(node, ()), walker.lines, source)

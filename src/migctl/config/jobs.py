@@ -21,6 +21,10 @@ refused, not expanded).
         env: {SEED: "1"}
         retries: 2
         timeout: 600
+
+With ``migctl batch --auto`` a job also says what it needs and how fast it runs where
+(``memory``, ``work``, ``speeds``/``times``, ``model``/``batch``): those keys are parsed by
+:mod:`migctl.config.autojobs` and kept in :attr:`JobSpec.auto`; plain ``migctl batch`` ignores them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from migctl.config.autojobs import AutoKeyError, AutoKeys, AutoSpec, auto_spec
 from migctl.config.document import error_path as _error_path
 from migctl.config.document import parse_document
 from migctl.config.errors import ConfigError, Path, format_path
@@ -46,7 +51,8 @@ class JobSpec:
     ``name``: unique in the batch (``None``: ``job-<n>``, its position from 1). ``command``: an
     argv list (no shell). ``target``: the devices it may run on (any by default). ``env``: added
     to the job's environment. ``retries``/``timeout`` (seconds per attempt): ``None`` takes the
-    batch's default.
+    batch's default. ``auto``: what ``migctl batch --auto`` needs to know (memory, work,
+    speeds; ``None`` when the job says nothing of it), see :mod:`migctl.config.autojobs`.
     """
 
     command: tuple[str, ...]
@@ -55,6 +61,7 @@ class JobSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     retries: int | None = None
     timeout: float | None = None
+    auto: AutoSpec | None = None
 
 
 def job(
@@ -65,13 +72,15 @@ def job(
     env: Mapping[str, str] | None = None,
     retries: int | None = None,
     timeout: float | None = None,
+    auto: AutoSpec | None = None,
 ) -> JobSpec:
-    """A :class:`JobSpec` from plain values (``on``: a target as ``--on`` takes it).
+    """A :class:`JobSpec` from plain values (``on``: a target as ``--on`` takes it; ``auto``:
+    what ``batch --auto`` needs, made by :func:`migctl.config.autojobs.needs`).
 
     >>> job(["python", "train.py"], on="1g.12gb", retries=1).target
     ProfileName(text='1g.12gb')
     """
-    return JobSpec(tuple(command), name, parse_target(on), dict(env or {}), retries, timeout)
+    return JobSpec(tuple(command), name, parse_target(on), dict(env or {}), retries, timeout, auto)
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Defaults(_Strict):
+# The --auto keys (memory, work, speeds, times, model, batch) come from AutoKeys
+# (migctl.config.autojobs), mixed into both models below; parse_jobs turns them into JobSpec.auto.
+
+
+class _Defaults(_Strict, AutoKeys):
     target: str | None = None
     profile: str | None = None
     env: dict[str, Scalar] = Field(default_factory=dict)
@@ -104,7 +117,7 @@ class _Defaults(_Strict):
     timeout: float | None = Field(default=None, gt=0)
 
 
-class _Job(_Strict):
+class _Job(_Strict, AutoKeys):
     name: str | None = Field(default=None, min_length=1)
     command: list[Scalar] = Field(min_length=1)
     target: str | None = None
@@ -208,6 +221,13 @@ def parse_jobs(text: str, source: str = "<jobs>", *, reserved_env: frozenset[str
         if job.target is not None and job.profile is not None:
             raise _error(source, lines, (*at, "profile"), "give target or profile, not both")
         target = job.target if job.target is not None else job.profile
+        # -- batch --auto: the job's needs (config/autojobs.py) ---------------------------------
+        try:
+            auto = auto_spec(job, defaults)
+        except AutoKeyError as exc:
+            where: Path = ("defaults", exc.key) if exc.in_defaults else (*at, exc.key)
+            raise _error(source, lines, where, exc.message) from None
+        # -- end of batch --auto ----------------------------------------------------------------
         jobs.append(
             JobSpec(
                 command=tuple(_as_text(a) for a in job.command),
@@ -216,6 +236,7 @@ def parse_jobs(text: str, source: str = "<jobs>", *, reserved_env: frozenset[str
                 env={**default_env, **_env(job.env, reserved_env, source, lines, (*at, "env"))},
                 retries=job.retries if job.retries is not None else defaults.retries,
                 timeout=job.timeout if job.timeout is not None else defaults.timeout,
+                auto=auto,
             )
         )
     return JobsFile(source, tuple(jobs), lines)

@@ -12,7 +12,7 @@ import difflib
 
 from migctl.config.document import parse_document, validate
 from migctl.config.errors import ConfigError
-from migctl.config.spec import MigConfigEntry, MigSpec
+from migctl.config.spec import VERSION, MigConfigEntry, MigSpec
 
 #: Every key a config or hooks file knows, for "unknown key; did you mean ...".
 KNOWN_KEYS = (
@@ -24,15 +24,21 @@ KNOWN_KEYS = (
 
 def load_text(text: str, source: str = "<config>") -> MigSpec:
     """Parse and validate a mig-parted v1 config (YAML or JSON)."""
-    doc = parse_document(text, source)
+    doc = parse_document(text, source, empty_ok=True)
+    if doc.data is None:  # mig-parted reads an empty document as a spec without configs
+        return MigSpec.model_validate({"version": VERSION}).located(source, {})
     return validate(MigSpec, doc, known_keys=KNOWN_KEYS).located(source, dict(doc.lines))
 
 
-def get_config(spec: MigSpec, name: str | None) -> list[MigConfigEntry]:
+def get_config(spec: MigSpec, name: str | None) -> list[MigConfigEntry | None]:
     """The entries of config ``name``. ``None`` or ``""`` picks the only config of a one-config
-    file (mig-parted's rule). An unknown name lists the available ones, nearest first."""
+    file (mig-parted's rule). An unknown name lists the available ones, nearest first. An empty
+    entry is ``None`` (it matches no GPU)."""
     names = spec.names()
     line = spec.line_of(("mig-configs",))
+    if not names:
+        asked = f"no config named {name!r}: " if name else ""
+        raise ConfigError(f"{asked}the file defines no configs (it has no mig-configs)", source=spec.source, line=line)
     if not name:
         if len(names) == 1:
             return spec.mig_configs[names[0]]

@@ -3,11 +3,13 @@
 Semantics follow NVIDIA/mig-parted (``api/spec/v1/spec.go``, ``helpers.go``,
 ``pkg/types``):
 
-* top level: ``version`` (must be ``v1``) and ``mig-configs`` (at least one config, each with
-  at least one entry); any other key is an error, as in mig-parted;
+* top level: ``version`` (must be ``v1``) and ``mig-configs`` (when present, at least one
+  config, each with at least one entry); any other key is an error, as in mig-parted. An empty
+  document and one holding only ``version: v1`` are valid and define no configs;
 * an entry requires ``devices`` (``all`` or a list of GPU indices) and ``mig-enabled``;
-  ``device-filter`` is optional (a PCI ID string or a list of them; ``""`` or ``[]`` means no
-  filter); ``mig-devices`` (profile name -> count) is required when MIG is enabled and must be
+  ``device-filter`` is optional (a string or a list of strings; ``""`` or ``[]`` means no
+  filter; a string that is not a PCI ID is accepted and matches no GPU, as in mig-parted);
+  ``mig-devices`` (profile name -> count) is required when MIG is enabled and must be
   empty or absent when it is not; a non-empty ``mig-devices`` whose counts are all 0 is an
   error (mig-parted's rule: write ``{}`` for "MIG on, no instances");
 * unknown entry keys are errors. mig-parted's parser is strict too, so **a file that uses
@@ -45,7 +47,6 @@ from migctl.config.errors import Path
 VERSION = "v1"
 
 _PROFILE = re.compile(r"(?:(\d+)c\.)?(\d+)g\.(\d+)gb((?:[+-][a-z][a-z0-9]*(?:\.[a-z0-9]+)*)*)")
-_FILTER = re.compile(r"0[xX]([0-9a-fA-F]{1,8})(?::0[xX]([0-9a-fA-F]{1,8}))?")
 
 
 def normalize_profile(name: str) -> str:
@@ -66,14 +67,65 @@ def parse_profile(name: str) -> tuple[int | None, int, int, str] | None:
     return c, int(m[2]), int(m[3]), m[4]
 
 
-def parse_device_filter(text: str) -> tuple[int, int | None]:
-    """``"0x233010DE"`` -> ``(0x233010DE, None)``; ``"0x233010DE:0x16C110DE"`` adds the
-    subsystem ID. Hex only (mig-parted also takes decimal and silently never matches a filter
-    it cannot parse; migctl rejects both)."""
-    m = _FILTER.fullmatch(text.strip())
-    if m is None:
+def _go_uint32(text: str) -> int:
+    """``strconv.ParseUint(text, 0, 32)``, the way Go (and so mig-parted) reads a number: ``0x``,
+    ``0o``, ``0b`` or a leading ``0`` (octal) choose the base, ``_`` may separate digits, no
+    sign or spaces; raises ``ValueError``."""
+    if not text:
         raise ValueError(text)
-    return int(m[1], 16), int(m[2], 16) if m[2] is not None else None
+    base, digits = 10, text
+    if text[0] == "0":
+        prefix = text[1:2].lower()
+        if len(text) >= 3 and prefix in ("b", "o", "x"):
+            base, digits = {"b": 2, "o": 8, "x": 16}[prefix], text[2:]
+        else:
+            base, digits = 8, text[1:]
+    if "_" in digits and not _underscores_ok(text):
+        raise ValueError(text)
+    value = 0
+    for ch in digits.replace("_", ""):
+        d = int(ch, 36) if ch.isascii() and ch.isalnum() else 99
+        if d >= base:
+            raise ValueError(text)
+        value = value * base + d
+        if value > 0xFFFFFFFF:
+            raise ValueError(text)
+    return value
+
+
+def _underscores_ok(text: str) -> bool:
+    """Go's rule: an underscore sits between digits (a base prefix counts as one)."""
+    saw, i = "^", 0
+    hexa = False
+    if len(text) >= 2 and text[0] == "0" and text[1].lower() in "box":
+        saw, i, hexa = "0", 2, text[1].lower() == "x"
+    for ch in text[i:]:
+        if ch.isdigit() or (hexa and ch.lower() in "abcdef"):
+            saw = "0"
+        elif ch == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        elif saw == "_":
+            return False
+        else:
+            saw = "!"
+    return saw != "_"
+
+
+def parse_device_filter(text: str) -> tuple[int, int | None]:
+    """``"0x233010DE"`` -> ``(0x233010DE, None)``; ``"0x233010DE:0x16C010DE"`` adds the subsystem
+    ID (``(subsystem device << 16) | subsystem vendor``, as NVML's ``pciSubSystemId``).
+
+    Read as mig-parted reads it (``types.NewDeviceIDFromString``): at most one ``:``, each part
+    a 32-bit number in Go's syntax (hex with ``0x``, decimal, octal...). Anything else raises
+    ``ValueError``; mig-parted then compares an all-zero ID, which matches no GPU.
+    """
+    parts = text.split(":")
+    if len(parts) > 2:
+        raise ValueError(text)
+    device = _go_uint32(parts[0])
+    return device, _go_uint32(parts[1]) if len(parts) == 2 else None
 
 
 def _fail(message: str, at: Path = ()) -> NoReturn:
@@ -94,24 +146,15 @@ def _check_compute_name(name: str) -> str:
     return name
 
 
-def _check_filter(item: object, at: Path) -> None:
-    if not isinstance(item, str):
-        _fail(f"expected a PCI device ID string, got {item!r}", at)
-    try:
-        parse_device_filter(item)
-    except ValueError:
-        _fail(f"{item!r} is not a PCI device ID (expected 32-bit hex like 0x233010DE)", at)
-
-
 def _device_filter(value: object) -> str | list[str] | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return value  # mig-parted: a null or empty filter matches every GPU
-    if isinstance(value, str):
-        _check_filter(value, ())
-        return value
+    """A string or a list of strings, as mig-parted's parser takes it. Whether each names a GPU
+    is decided when matching (a string that is not a PCI ID matches no GPU, as in mig-parted)."""
+    if value is None or isinstance(value, str):
+        return value  # mig-parted: a null or "" filter matches every GPU
     if isinstance(value, list):
         for i, item in enumerate(value):
-            _check_filter(item, (i,))
+            if not isinstance(item, str):
+                _fail(f"expected a PCI device ID string like 0x233010DE, got {item!r}", (i,))
         return list(value)
     _fail(f"expected a PCI device ID like 0x233010DE or a list of them, got {value!r}")
 
@@ -212,14 +255,20 @@ class MigConfigEntry(_Model):
 
 
 ConfigName = Annotated[str, Field(min_length=1)]
-Entries = Annotated[list[MigConfigEntry], Field(min_length=1)]
+#: A config's entries. ``None`` is an empty entry (``- `` with nothing after it): mig-parted
+#: reads it as an entry that matches no GPU, and so does migctl (with a warning).
+Entries = Annotated[list[MigConfigEntry | None], Field(min_length=1)]
 
 
 class MigSpec(_Model):
     """A whole config file. Equality ignores where it was loaded from."""
 
     version: Annotated[str, PlainValidator(_version)]
-    mig_configs: Annotated[dict[ConfigName, Entries], Field(min_length=1)] = Field(alias="mig-configs")
+    mig_configs: Annotated[dict[ConfigName, Entries], Field(min_length=1)] = Field(
+        default_factory=dict, alias="mig-configs"
+    )
+    """Absent (a file holding only ``version: v1``) means no configs, as in mig-parted; present,
+    it must name at least one."""
 
     _source: str = PrivateAttr(default="<config>")
     _lines: dict[Path, int] = PrivateAttr(default_factory=dict)

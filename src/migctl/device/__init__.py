@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from migctl.device.driverfiles import MigMinors, driver_path, read_mig_minors
@@ -68,38 +67,16 @@ class Node:
         return driver_path(self.nvml.platform.driver_root, path)
 
     def select(self, spec: str | None) -> list[Gpu]:
-        """GPUs named by ``-i``: ``0``, ``0,2``, ``0-3``, a ``GPU-`` UUID, or all when ``None``.
-
-        A bad selection is a :class:`UsageError` naming the valid indices.
+        """GPUs named by ``-i`` (:mod:`migctl.config.gpus`: index, list, range, UUID, PCI bus
+        ID), or all when ``None``. A bad selection is a :class:`UsageError` naming the valid ones.
         """
-        if spec is None or spec.strip() in ("", "all"):
-            return list(self.gpus)
-        chosen: list[Gpu] = []
-        valid = f"valid GPU indices are 0-{len(self.gpus) - 1}" if self.gpus else "this node has no GPU"
-        for part in spec.split(","):
-            part = part.strip()
-            if part.upper().startswith("GPU-"):
-                match = [g for g in self.gpus if g.uuid.lower() == part.lower()]
-                if not match:
-                    raise UsageError(f"-i {spec}: no GPU has UUID {part}", hint="list them with: migctl devices")
-                chosen.extend(match)
-                continue
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-            if m is None:
-                raise UsageError(
-                    f"-i {spec}: {part!r} is not a GPU index, range or UUID",
-                    hint="use e.g. -i 0, -i 0,2, -i 0-3 or -i GPU-<uuid>",
-                )
-            lo, hi = int(m[1]), int(m[2] or m[1])
-            if lo > hi:
-                raise UsageError(f"-i {spec}: {part!r} is a reversed range", hint=f"write it low-high: {hi}-{lo}")
-            if hi >= len(self.gpus):
-                raise UsageError(f"-i {spec}: GPU {hi} does not exist", hint=valid)
-            chosen.extend(self.gpus[i] for i in range(lo, hi + 1))
-        unique: dict[int, Gpu] = {}
-        for g in chosen:
-            unique.setdefault(g.index, g)
-        return list(unique.values())
+        from migctl.config.errors import ConfigError
+        from migctl.config.gpus import select_gpus
+
+        try:
+            return select_gpus(self.gpus, spec)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
 
     def close(self) -> None:
         self.nvml.shutdown()

@@ -29,7 +29,8 @@ from migctl.errors import DriverError
 
 MIG_MINORS = "proc/driver/nvidia-caps/mig-minors"
 MAX_BYTES = 4 * 1024 * 1024
-_LINE = re.compile(r"(?:gpu(\d+)/gi(\d+)/(?:ci(\d+)/)?access|(config)|(monitor))\s+(\d+)")
+_NAME = re.compile(r"gpu([0-9]+)/gi([0-9]+)/(?:ci([0-9]+)/)?access")
+_MINOR = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -51,38 +52,57 @@ class MigMinors:
 
 
 def parse_mig_minors(text: str, where: str = MIG_MINORS) -> MigMinors:
+    """Parse the text of a mig-minors table (pure; :func:`read_mig_minors` reads the driver's).
+
+    Each line is ``NAME MINOR``: ``config``, ``monitor``, ``gpu<m>/gi<g>/access`` and
+    ``gpu<m>/gi<g>/ci<c>/access`` are kept; other names (capabilities a later driver may add)
+    are skipped. A line that is not a name and a number is a :class:`DriverError` naming
+    ``where`` and the line number.
+    """
     config = monitor = None
     gis: dict[tuple[int, int], int] = {}
     cis: dict[tuple[int, int, int], int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
+        parts = raw.split()
+        if not parts:
             continue
-        m = _LINE.fullmatch(line)
-        if m is None:
-            raise DriverError(f"{where}:{number}: unexpected line {line[:80]!r}", hint="is the NVIDIA driver loaded?")
-        gpu, gi, ci, is_config, is_monitor, minor = m.groups()
-        if is_config:
-            config = int(minor)
-        elif is_monitor:
-            monitor = int(minor)
-        elif ci is None:
-            gis[(int(gpu), int(gi))] = int(minor)
-        else:
-            cis[(int(gpu), int(gi), int(ci))] = int(minor)
+        if len(parts) != 2 or _MINOR.fullmatch(parts[1]) is None:
+            raise DriverError(
+                f"{where}:{number}: unexpected line {raw.strip()[:80]!r}: expected 'NAME MINOR' "
+                "such as 'gpu0/gi1/access 12'",
+                hint="is it the NVIDIA driver's /proc/driver/nvidia-caps/mig-minors?",
+            )
+        name, minor = parts[0], int(parts[1])
+        if name == "config":
+            config = minor
+        elif name == "monitor":
+            monitor = minor
+        elif (m := _NAME.fullmatch(name)) is not None:
+            gpu, gi, ci = m.groups()
+            if ci is None:
+                gis[(int(gpu), int(gi))] = minor
+            else:
+                cis[(int(gpu), int(gi), int(ci))] = minor
     return MigMinors(config, monitor, gis, cis)
 
 
 def read_mig_minors(driver_root: Path) -> MigMinors:
     """Read and parse the driver's ``mig-minors`` under ``driver_root``."""
-    path = driver_root / MIG_MINORS
+    return read_mig_minors_file(driver_root / MIG_MINORS)
+
+
+def read_mig_minors_file(path: Path) -> MigMinors:
+    """Read and parse a mig-minors table at ``path`` (the driver's, or a copy of another node's).
+
+    A missing, unreadable, oversized or malformed file is a :class:`DriverError` naming it.
+    """
     try:
         with path.open("rb") as f:
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise DriverError(
-            f"{path} does not exist: the driver exposes no MIG capabilities",
-            hint="load the NVIDIA driver (R450 or later) with its nvidia-caps support",
+            f"{path} does not exist",
+            hint="the NVIDIA driver (R450 or later) lists its MIG capabilities there: load it with nvidia-caps support",
         ) from None
     except OSError as exc:
         raise DriverError(f"{path} cannot be read ({exc.strerror or exc})") from None

@@ -47,6 +47,8 @@ class ComputeInstance:
         self.id = int(info.id)
         self.profile_id = int(info.profileId)
         self.placement = Placement(int(info.placement.start), int(info.placement.size))
+        #: The MIG device's own handle (memory, BAR1 and processes of this instance).
+        self.device = info.device
         self.uuid = str(nvml.read(nvml.lib.nvmlDeviceGetUUID, info.device))
         self.profile = gpu_instance.ci_profile_name(self.profile_id)
 

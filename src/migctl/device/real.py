@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import importlib.util
 import os
 import re
 import shutil
@@ -89,10 +88,14 @@ class NvidiaSmiReset:
 
 
 class RealCuda:
-    """PyTorch's matmul on ``cuda:0`` when PyTorch is installed, else ``cuInit`` through libcuda."""
+    """PyTorch's matmul on ``cuda:0`` when a CUDA build of PyTorch is installed, else ``cuInit``
+    through libcuda (a CPU-only PyTorch says nothing about the GPU; doctor reports it apart)."""
 
     def check(self, uuid: str) -> CudaCheck:
-        if importlib.util.find_spec("torch") is not None:
+        from migctl.torchcheck import torch_build
+
+        build = torch_build()
+        if build is not None and not build.cpu_only:
             return _torch(uuid)
         return _libcuda(uuid)
 

@@ -11,7 +11,8 @@ Formats as Slurm reads and writes them (SchedMD/slurm, ``src/plugins/gpu/nvml/gp
 * **A MIG device's files** are ``/dev/nvidia<GPU minor>`` and the two capability devices
   ``/dev/nvidia-caps/nvidia-cap<n>`` of its GPU instance and compute instance, whose minors
   the driver lists in ``/proc/driver/nvidia-caps/mig-minors``
-  (``gpu<m>/gi<g>/access <n>`` and ``gpu<m>/gi<g>/ci<c>/access <n>``).
+  (``gpu<m>/gi<g>/access <n>`` and ``gpu<m>/gi<g>/ci<c>/access <n>``). The device layer reads
+  and parses that table (:meth:`migctl.device.Node.mig_minors`); this module reads nothing.
 * **GRES indices**: slurmd numbers a node's ``gpu`` records type by type, in the order the
   node's ``Gres=`` in slurm.conf lists the types, and within a type in gres.conf order
   (``_merge_config`` in ``src/common/gres.c``; checked against a real slurmd in the tests). A
@@ -27,50 +28,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from migctl.integrations.facts import GpuFacts
 
 MIG_MINORS_PATH = "/proc/driver/nvidia-caps/mig-minors"
-_GI_KEY = re.compile(r"gpu(\d+)/gi(\d+)/access")
-_CI_KEY = re.compile(r"gpu(\d+)/gi(\d+)/ci(\d+)/access")
 
 
 class SlurmError(ValueError):
     """Input that cannot become a correct gres.conf (or index mapping); the message says why."""
 
 
-@dataclass(frozen=True)
-class MigMinors:
-    """Minor numbers of the MIG capability devices: ``(gpu minor, GI id) -> n`` and
-    ``(gpu minor, GI id, CI id) -> n`` (``/dev/nvidia-caps/nvidia-cap<n>``)."""
+class CapabilityMinors(Protocol):
+    """The driver's MIG capability minors, as :class:`migctl.device.MigMinors` holds them (read
+    and parsed by the device layer; this module only looks numbers up)."""
 
-    gi: Mapping[tuple[int, int], int] = field(default_factory=dict)
-    ci: Mapping[tuple[int, int, int], int] = field(default_factory=dict)
+    def gi(self, gpu_minor: int, gi_id: int) -> int | None:
+        """The minor of ``gpu<m>/gi<g>/access``."""
+        ...
 
-
-def parse_mig_minors(text: str, source: str = MIG_MINORS_PATH) -> MigMinors:
-    """Parse the text of ``/proc/driver/nvidia-caps/mig-minors``.
-
-    Each line is ``NAME NUMBER``; ``gpu<m>/gi<g>/access`` and ``gpu<m>/gi<g>/ci<c>/access``
-    are kept, other names (``config``, ``monitor``) are skipped. A line that is not a name and
-    a number is an error naming the line.
-    """
-    gi: dict[tuple[int, int], int] = {}
-    ci: dict[tuple[int, int, int], int] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2 or not parts[1].isdigit():
-            raise SlurmError(f"{source}:{lineno}: expected 'NAME MINOR' (e.g. 'gpu0/gi1/access 12'), got {line!r}")
-        name, minor = parts[0], int(parts[1])
-        if m := _CI_KEY.fullmatch(name):
-            ci[(int(m[1]), int(m[2]), int(m[3]))] = minor
-        elif m := _GI_KEY.fullmatch(name):
-            gi[(int(m[1]), int(m[2]))] = minor
-    return MigMinors(gi, ci)
+    def ci(self, gpu_minor: int, gi_id: int, ci_id: int) -> int | None:
+        """The minor of ``gpu<m>/gi<g>/ci<c>/access``."""
+        ...
 
 
 def _underscorify(name: str) -> str:
@@ -150,12 +130,15 @@ class GresLayout:
         return "".join(f"{prefix}{r.line}\n" for r in self.records)
 
 
-def gres_layout(gpus: Iterable[GpuFacts], minors: MigMinors, dev_root: str = "/dev") -> GresLayout:
+def gres_layout(
+    gpus: Iterable[GpuFacts], minors: CapabilityMinors, dev_root: str = "/dev", source: str = MIG_MINORS_PATH
+) -> GresLayout:
     """The gres records of ``gpus``: every MIG device of a MIG-enabled GPU, every MIG-disabled GPU.
 
-    ``dev_root`` replaces ``/dev`` in the device paths (a test root). A MIG-enabled GPU without
-    MIG devices offers nothing and is left out with a note. A MIG device whose minors are not
-    in ``minors`` is an error (the mig-minors file is not this node's, or the driver is too old).
+    ``dev_root`` is where the driver's ``/dev`` is (``/dev`` on a GPU server; the simulated
+    driver's own folder on a simulated node). A MIG-enabled GPU without MIG devices offers
+    nothing and is left out with a note. A MIG device whose minors are not in ``minors`` (read
+    from ``source``) is an error: the table is not this node's, or the driver is too old.
     """
     root = dev_root.rstrip("/") or ""
     records: list[GresRecord] = []
@@ -169,12 +152,12 @@ def gres_layout(gpus: Iterable[GpuFacts], minors: MigMinors, dev_root: str = "/d
             notes.append(f"GPU {gpu.index} has MIG enabled and no MIG devices: it offers jobs nothing and is left out")
             continue
         for mig in gpu.mig_devices:
-            gi = minors.gi.get((gpu.minor, mig.gi_id))
-            ci = minors.ci.get((gpu.minor, mig.gi_id, mig.ci_id))
+            gi = minors.gi(gpu.minor, mig.gi_id)
+            ci = minors.ci(gpu.minor, mig.gi_id, mig.ci_id)
             if gi is None or ci is None:
                 missing = f"gpu{gpu.minor}/gi{mig.gi_id}/access" if gi is None else \
                     f"gpu{gpu.minor}/gi{mig.gi_id}/ci{mig.ci_id}/access"
-                raise SlurmError(f"the mig-minors file has no {missing} (GPU {gpu.index}, GI {mig.gi_id}, "
+                raise SlurmError(f"{source} has no {missing} (GPU {gpu.index}, GI {mig.gi_id}, "
                                  f"CI {mig.ci_id}); is it this node's {MIG_MINORS_PATH}?")
             files = (gpu_file, f"{root}/nvidia-caps/nvidia-cap{gi}", f"{root}/nvidia-caps/nvidia-cap{ci}")
             records.append(GresRecord(mig_type(gpu.name, mig.profile), files, mig.uuid, gpu.index,

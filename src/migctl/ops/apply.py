@@ -17,13 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pynvml
 
 from migctl.config.hooks import HooksSpec
 from migctl.device import Gpu, Node
 from migctl.errors import MigctlError, ResetRequiredError, UsageError, from_nvml
-from migctl.ops import journal
+from migctl.ops import history, journal
 from migctl.ops.busy import node_leases
 from migctl.ops.execute import converge, execute_plan
 from migctl.ops.hooks import HookError, HookResult, mig_parted_env, run_hook
@@ -101,7 +102,9 @@ def apply(
 ) -> ApplyReport:
     """Apply a plan made by :func:`migctl.ops.plan.plan_node`: mode changes first, then each GPU
     as a transaction. Raises the refusal (:class:`~migctl.errors.InUseError` or
-    :class:`~migctl.errors.InsufficientResourcesError`) before any change when a GPU refuses.
+    :class:`~migctl.errors.InsufficientResourcesError`) before any change when a GPU refuses, and
+    :attr:`NodePlan.uncovered` (a :class:`~migctl.errors.UsageError`) when the config covers none
+    of the GPUs.
 
     Re-plans under the host lock (the node may have changed since planning), so the plan it
     executes is always made from the state it changes. ``report.ok`` is false when a GPU did
@@ -109,6 +112,8 @@ def apply(
     ``skip_reset`` (mig-parted's ``--skip-reset``) a MIG mode change the driver left pending
     until a GPU reset counts as done: that is what the caller asked for.
     """
+    if node_plan.uncovered is not None:
+        raise node_plan.uncovered
     env = hook_env or mig_parted_env(node_plan.source, node_plan.config)
     log: list[HookRun] = []
     with host_lock(wait_s):
@@ -117,7 +122,7 @@ def apply(
         fresh = tuple(
             plan_gpu(node.gpus[g.gpu], g.target, leases) if g.target is not None else g for g in node_plan.gpus
         )
-        node_plan = NodePlan(node_plan.config, node_plan.source, fresh)
+        node_plan = replace(node_plan, gpus=fresh)
         if node_plan.refusals:
             raise refusal_error(node_plan)
         try:
@@ -147,4 +152,8 @@ def apply(
     fine = ("applied", "unchanged", "skipped", "pending") if skip_reset else ("applied", "unchanged", "skipped")
     done = all(o.result in fine for o in outcomes)
     exit_failed = any(h.point == "apply-exit" and h.exit_code != 0 for h in log)
-    return ApplyReport(node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log))
+    report = ApplyReport(
+        node_plan.config, done and not exit_failed, tuple(recovered), tuple(outcomes), tuple(log), node_plan.warnings
+    )
+    history.record_apply(report)  # for the exporter's migctl_last_apply_* (best effort)
+    return report

@@ -158,18 +158,28 @@ class Batch:
         return [d for d in self.devices if d.uuid not in self.ours and self.elsewhere_until.get(d.uuid, 0.0) <= now]
 
     def _launch_ready(self) -> None:
+        """Start what can start. The assignment is planned: jobs that name devices (a profile,
+        ``GPU:GI``, a UUID) choose first, in queue order, among the free devices they accept;
+        then the jobs that run anywhere take, in queue order, the smallest free device left. So
+        a job that could run anywhere never takes the instance a waiting job asked for."""
         if not self.pending:
             return
         now = time.monotonic()
         free = self._free(now)
-        for job in list(self.pending):
+        named = [j for j in self.pending if not j.spec.any_device]
+        for job in named + [j for j in self.pending if j.spec.any_device]:
             if not free or (self.max_parallel and len(self.running) >= self.max_parallel):
                 break
             options = [d for d in free if job.allows(d)]
             if not options:
                 continue
             failed_on = {a.device.uuid for a in job.attempts}
-            options.sort(key=lambda d: (d.uuid in failed_on, self.load.get(d.gpu_index, 0), d.gpu_index, d.index))
+
+            def order(d: MigDeviceInfo, job: _Job = job, failed_on: set[str] = failed_on) -> tuple[object, ...]:
+                smallest = launch.size(d) if job.spec.any_device else (0, 0)
+                return (d.uuid in failed_on, smallest, self.load.get(d.gpu_index, 0), d.gpu_index, d.index)
+
+            options.sort(key=order)
             for dev in options:
                 free.remove(dev)
                 found = self.launcher.try_lease(dev, " ".join(job.spec.argv), job=job.spec.name)

@@ -61,8 +61,19 @@ class Use:
         return bool(self.processes or self.leases)
 
     def words(self) -> list[str]:
-        """Each user in words: processes first (``pid 7 (alice: python x.py)``), then leases."""
-        return [p.describe() for p in self.processes] + [describe_lease(h) for h in self.leases]
+        """Each user once, in words: processes first (``pid 7 (alice: python x.py)``, or ``pid 7
+        (alice: python x.py, migctl lease)`` when it also holds the lease), then leases whose
+        holder NVML does not list."""
+        leased = {h.pid for h in self.leases if h.pid is not None}
+        out: dict[int, str] = {}
+        for p in self.processes:
+            if p.pid not in out:
+                out[p.pid] = f"pid {p.pid} ({p.user}: {p.command}, migctl lease)" if p.pid in leased else p.describe()
+        words = list(out.values())
+        for h in self.leases:
+            if h.pid is None or h.pid not in out:
+                words.append(describe_lease(h))
+        return list(dict.fromkeys(words))
 
 
 class GpuUse:

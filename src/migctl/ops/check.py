@@ -40,7 +40,7 @@ def check(node_plan: NodePlan, node: Node) -> AssertReport:
         for g in node_plan.gpus
         if g.target is not None or g.uncovered
     )
-    return AssertReport(node_plan.config, not any(g.differences for g in gpus), gpus)
+    return AssertReport(node_plan.config, not any(g.differences for g in gpus), gpus, node_plan.warnings)
 
 
 def assert_node(node: Node, node_plan: NodePlan) -> AssertReport:

@@ -19,6 +19,7 @@ import pynvml
 from migctl.core.geometry import GiProfile, GpuGeometry, Occupant, Placement
 from migctl.core.layout import ExistingInstance, PlanRefusal, ProfileRequest, Target, TargetInstance
 from migctl.core.planner import plan
+from migctl.core.planner.explain import engine_overuse
 from migctl.device import ComputeInstance, Gpu, GpuInstance, Node
 from migctl.errors import (
     InsufficientResourcesError,
@@ -76,6 +77,40 @@ def explain_space(gpu: Gpu, geometry: GpuGeometry) -> str:
     )
 
 
+def _why_not(gpu: Gpu, geometry: GpuGeometry, wanted: list[GiProfile], pin: Placement | None) -> str:
+    """The specific reason a request does not fit, when there is one: an occupied start slice
+    (naming the slices and the instances holding them), or the exhausted media-engine pool."""
+    gis = gpu.gpu_instances()
+    if pin is not None:
+        prof = wanted[0]
+        holders = [g for g in gis if g.placement.overlaps(pin)]
+        if holders:
+            taken = sorted({s for g in holders for s in range(g.placement.start, g.placement.end)} &
+                           set(range(pin.start, pin.end)))
+            slices = "slice" if len(taken) == 1 else "slices"
+            who = ", ".join(f"GI {g.id} ({g.profile} at {g.placement})" for g in holders)
+            return f": {prof.name} at {pin} needs {slices} {','.join(map(str, taken))}, held by {who}"
+    over = engine_overuse(geometry, [g.profile_id for g in gis] + [p.id for p in wanted])
+    if over:
+        short = {k for k, _ in over}
+        holders = [g for g in gis if any(getattr(geometry.by_id(g.profile_id).engines, k) for k in short)]
+        names = ", ".join(f"GI {g.id} ({g.profile})" for g in holders)
+        held = f"; {names} already hold{'s' if len(holders) == 1 else ''} some" if holders else ""
+        need = ", ".join(text for _, text in over)
+        return f": the GPU's shared media-engine pool is exhausted (the instances would need {need}{held})"
+    return ""
+
+
+def _alternatives(gpu: Gpu, geometry: GpuGeometry, wanted: list[GiProfile], pin: Placement | None) -> str:
+    """What the user could ask for instead: free starts for a pinned profile, else what fits alone."""
+    occupants = [Occupant(g.profile_id, g.placement) for g in gpu.gpu_instances()]
+    if pin is not None:
+        free = [str(p.start) for p in geometry.free_placements(occupants, wanted[0])]
+        return f"{wanted[0].name} can start now at slice {', '.join(free)}" if free else (
+            f"no start slice is free for {wanted[0].name} now")
+    return explain_space(gpu, geometry)
+
+
 def _what_would_fit(
     geometry: GpuGeometry, current: list[ExistingInstance], target: list[TargetInstance], wanted: list[GiProfile]
 ) -> str:
@@ -119,8 +154,8 @@ def plan_creates(
         names = ", ".join(p.name for p in wanted)
         raise InsufficientResourcesError(
             f"GPU {gpu.index}: {names} {'does not' if len(wanted) == 1 else 'cannot all'} fit next to its "
-            f"{len(current)} existing GPU instance(s)",
-            hint=explain_space(gpu, geometry)
+            f"{len(current)} existing GPU instance(s)" + _why_not(gpu, geometry, wanted, pin),
+            hint=_alternatives(gpu, geometry, wanted, pin)
             + _what_would_fit(geometry, current, target, wanted)
             + "; nothing was created",
         )

@@ -14,6 +14,9 @@ Checks, in order (each ``pass``, ``warn`` or ``fail``):
    process sees exactly its one MIG device. On the simulator the child models CUDA's start
    instead: it fails with 802 while the fabric manager is down on an NVSwitch board, and checks
    that it is registered as a process on its MIG device.
+5. On a simulated node, a warning that CUDA cannot be real here and what the smoke test would
+   do on hardware; and the installed PyTorch, when there is one: a CPU-only build cannot use
+   any GPU (:mod:`migctl.torchcheck`).
 
 The smoke child is this module run as ``python -m migctl.ops.doctor --smoke``.
 """
@@ -37,6 +40,7 @@ from migctl.ops import child as children
 from migctl.ops import launch, leases
 from migctl.ops.child import Child, blocked
 from migctl.records.doctor import Check, CheckName, DoctorReport, Verdict
+from migctl.torchcheck import INSTALL_CUDA_BUILD, torch_build
 
 SMOKE_TIMEOUT_S = 60.0
 PASS: Verdict = "pass"  # noqa: S105  (a verdict, not a password)
@@ -97,7 +101,39 @@ def diagnose(
             )
         else:
             checks.extend(_smoke(node, devices, smoke_timeout, fm_broken))
+    checks.extend(_cuda_checks(simulated))
     return _report(checks, simulated=simulated)
+
+
+def _cuda_checks(simulated: bool) -> list[Check]:
+    """What the smoke test could not show: that CUDA is not real on a simulated node, and
+    whether the installed PyTorch can use a GPU at all."""
+    build = torch_build()
+    out = []
+    if simulated:
+        on_hardware = (
+            "multiply 1024x1024 with PyTorch on cuda:0" if build is not None and not build.cpu_only
+            else "check through libcuda that CUDA sees exactly that device"
+        )
+        out.append(
+            _check(
+                "simulated",
+                WARN,
+                "simulated node: CUDA cannot be real here, so no CUDA program (PyTorch included) can run on its "
+                "MIG devices; the smoke tests modelled CUDA's start (fabric manager, the process on its MIG "
+                f"device). On hardware, each smoke test would start CUDA on its MIG device and {on_hardware}",
+                "run migctl doctor on the GPU server for a real test",
+            )
+        )
+    if build is not None:
+        if build.cpu_only:
+            where = " (on hardware too)" if simulated else ""
+            out.append(
+                _check("pytorch", WARN, f"{build.describe()} cannot use any GPU{where}", INSTALL_CUDA_BUILD)
+            )
+        elif not simulated:
+            out.append(_check("pytorch", PASS, f"{build.describe()}: the smoke tests used it"))
+    return out
 
 
 _NO_DRIVER_FIX = (

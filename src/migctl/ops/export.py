@@ -1,8 +1,9 @@
 """``export``: the node's layout as a mig-parted v1 config that ``apply`` reproduces exactly.
 
 The file is made by the config layer (:func:`migctl.config.export_spec`); ``portable`` leaves
-out migctl's ``x-migctl`` keys so mig-parted can read it, and the report says what that loses
-(a GPU instance with several compute instances has no mig-parted form).
+out migctl's ``x-migctl`` keys so mig-parted can read it, and the report says where mig-parted
+would then build something else (a GPU instance without compute instances, or compute instances
+mig-parted groups differently; placements are always lost).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from migctl.config import CurrentGpu, CurrentInstance, export_spec
+from migctl.config.export import compute_counts, mig_parted_reading
 from migctl.device import Gpu
 from migctl.records.layouts import ExportedGpu, ExportedInstance, ExportReport
 
@@ -30,7 +32,7 @@ def _read(gpus: Sequence[Gpu]) -> list[tuple[CurrentGpu, ExportedGpu]]:
         pci = f"0x{gpu.pci_device_id:08X}"
         out.append(
             (
-                CurrentGpu(gpu.index, gpu.pci_device_id, mode.current, tuple(current)),
+                CurrentGpu(gpu.index, gpu.pci_device_id, mode.current, tuple(current), gpu.geometry()),
                 ExportedGpu(gpu.index, pci, mode.current, tuple(exported)),
             )
         )
@@ -42,17 +44,30 @@ def current_layout(gpus: Sequence[Gpu]) -> list[CurrentGpu]:
     return [c for c, _ in _read(gpus)]
 
 
-def _portable_warnings(layout: Sequence[CurrentGpu], name: str) -> tuple[str, ...]:
-    """What a ``--portable`` file cannot express: several compute instances in one GPU instance."""
+def _describe(instances: Sequence[tuple[str, tuple[str, ...]]]) -> str:
+    parts = []
+    for profile, compute in sorted(instances):
+        inside = ", ".join(compute) if compute else "no compute instance"
+        parts.append(profile if compute == (profile,) else f"{profile} [{inside}]")
+    return ", ".join(parts) or "nothing"
+
+
+def _portable_warnings(layout: Sequence[CurrentGpu]) -> tuple[str, ...]:
+    """Where mig-parted would build something else from a ``--portable`` file than the GPU has."""
     out = []
-    for entry in export_spec(layout, name)["mig-configs"][name]:
-        for pin in (entry.get("x-migctl") or {}).get("instances", []):
-            if "compute" in pin:
-                out.append(
-                    f"--portable cannot express GPU {entry['devices'][0]}'s {pin['profile']} at slice "
-                    f"{pin['placement']} with compute instances {', '.join(pin['compute'])}; "
-                    f"the file asks for a {pin['profile']} with its default compute instance"
-                )
+    for gpu in layout:
+        if not gpu.mig_enabled:
+            continue
+        actual = [(i.profile, (i.profile,) if i.compute is None else tuple(sorted(i.compute))) for i in gpu.instances]
+        reading = mig_parted_reading(gpu, compute_counts(gpu))
+        if reading is None:
+            continue
+        reading = [(p, tuple(sorted(c))) for p, c in reading]
+        if sorted(reading) != sorted(actual):
+            out.append(
+                f"--portable cannot express GPU {gpu.index}'s layout ({_describe(actual)}): mig-parted would build "
+                f"{_describe(reading)} from its counts"
+            )
     return tuple(out)
 
 
@@ -68,5 +83,5 @@ def export(gpus: Sequence[Gpu], name: str = "current", *, portable: bool = False
         portable=portable,
         gpus=tuple(e for _, e in read),
         config=export_spec(layout, name, extensions=not portable),
-        warnings=_portable_warnings(layout, name) if portable else (),
+        warnings=_portable_warnings(layout) if portable else (),
     )

@@ -2,6 +2,10 @@
 and writing the ones it makes (``checkpoint -f``, ``generate-config -f``, the boot service's).
 
 The config layer parses text and never touches a file; this is where the bytes come from.
+``apply``/``plan``/``assert -c NAME`` without ``-f`` read :func:`default_config_file`:
+``$MIGCTL_CONFIG_FILE`` (or ``$MIG_PARTED_CONFIG_FILE``) when set, else
+``/etc/migctl/config.yaml`` when it exists, else
+NVIDIA's default mig-parted file, which ships with migctl (:data:`NVIDIA_DEFAULT_CONFIG`).
 Every problem (a missing file, not UTF-8, invalid YAML, a schema violation) is a
 :class:`~migctl.errors.UsageError` (exit 2) whose message is the config layer's
 ``file:line: key: message``.
@@ -14,6 +18,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from migctl.config import ConfigError, MigSpec, load_text
@@ -21,6 +26,29 @@ from migctl.config.hooks import HooksSpec, load_hooks_text
 from migctl.errors import UsageError
 
 T = TypeVar("T")
+
+#: The variable that names the config file ``-c NAME`` reads when ``-f`` is not given.
+#: The variables that name the config file ``-c NAME`` reads when ``-f`` is not given: migctl's,
+#: then mig-parted's (as ``cli/env.py`` reads them for the command line).
+CONFIG_ENV = ("MIGCTL_CONFIG_FILE", "MIG_PARTED_CONFIG_FILE")
+#: The node's own config file, read when neither variable is set and it exists.
+SYSTEM_CONFIG = Path("/etc/migctl/config.yaml")
+#: NVIDIA's default mig-parted config (NVIDIA/mig-parted ``deployments/systemd/config-default.yaml``,
+#: Apache-2.0, unchanged), shipped as package data: 81 layouts for every current MIG GPU.
+NVIDIA_DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "data" / "mig-parted-config-default.yaml"
+
+
+def default_config_file() -> str:
+    """The config file to read when a command is given ``-c NAME`` but no ``-f``:
+    ``$MIGCTL_CONFIG_FILE`` (or mig-parted's ``$MIG_PARTED_CONFIG_FILE``) if set (it must exist),
+    else :data:`SYSTEM_CONFIG` if it exists, else :data:`NVIDIA_DEFAULT_CONFIG`."""
+    for var in CONFIG_ENV:
+        named = os.environ.get(var, "").strip()
+        if named:
+            return named
+    if SYSTEM_CONFIG.exists():
+        return str(SYSTEM_CONFIG)
+    return str(NVIDIA_DEFAULT_CONFIG)
 
 
 def usage_error(exc: ConfigError) -> UsageError:

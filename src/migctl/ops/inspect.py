@@ -13,16 +13,20 @@ table cannot disagree. None of these take the host lock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from migctl.core.geometry import Occupant
-from migctl.device import Gpu, Node, ProcessInfo
+from migctl.device import ComputeInstance, Gpu, GpuInstance, Node, ProcessInfo
+from migctl.device.telemetry import bar1_info, memory_info
 from migctl.errors import NotSupportedError, UsageError
 from migctl.records.common import Holder, ProcessRecord
 from migctl.records.inspect import (
     CiProfileRow,
     CiProfilesReport,
     ComputeInstanceStatus,
+    DeviceMemory,
     DevicesReport,
+    EngineCounts,
     GpuDevices,
     GpuInstanceStatus,
     GpuPlacements,
@@ -39,6 +43,9 @@ from migctl.records.inspect import (
     StatusReport,
 )
 
+if TYPE_CHECKING:
+    from migctl.ops.utilization import UtilizationSampler
+
 
 def _span(gpu: Gpu) -> int:
     return max((p.end for prof in gpu.profiles() for p in prof.placements), default=0)
@@ -52,35 +59,53 @@ def process_record(p: ProcessInfo) -> ProcessRecord:
     return ProcessRecord(p.pid, p.user, p.command, p.used_memory_mib, p.gi_id, p.ci_id)
 
 
-def gpu_status(gpu: Gpu, holders: Mapping[str, Holder] | None = None) -> GpuStatus:
-    """One GPU for ``migctl status``. ``holders`` maps MIG UUID -> lease holder (``migctl run``)."""
+def _device_status(
+    gi: GpuInstance, ci: ComputeInstance, procs: Sequence[ProcessRecord], held: Mapping[str, Holder]
+) -> ComputeInstanceStatus:
+    """One MIG device: its memory and BAR1 (on its own handle), SMs, engines, users."""
+    nvml = gi.gpu.nvml
+    mem = memory_info(nvml, ci.device)
+    bar1 = bar1_info(nvml, ci.device)
+    prof = next((p for p in gi.ci_profiles() if p.id == ci.profile_id), None)
+    return ComputeInstanceStatus(
+        id=ci.id,
+        profile_id=ci.profile_id,
+        profile=ci.profile,
+        placement=ci.placement,
+        uuid=ci.uuid,
+        processes=tuple(p for p in procs if p.gpu_instance_id == gi.id and p.compute_instance_id == ci.id),
+        holder=held.get(ci.uuid),
+        memory=None if mem is None else DeviceMemory(mem.total_mib, mem.used_mib, mem.free_mib, mem.reserved_mib),
+        bar1=None if bar1 is None else Memory(total_mib=bar1.total_mib, used_mib=bar1.used_mib),
+        sm=prof.sm if prof else 0,
+        engines=EngineCounts(*((prof.ce, prof.dec, prof.enc, prof.jpeg, prof.ofa) if prof else (0, 0, 0, 0, 0))),
+    )
+
+
+def gpu_status(
+    gpu: Gpu, holders: Mapping[str, Holder] | None = None, sampler: UtilizationSampler | None = None
+) -> GpuStatus:
+    """One GPU for ``migctl status``. ``holders`` maps MIG UUID -> lease holder (``migctl run``);
+    with a ``sampler``, utilization is measured too (else it is ``null``)."""
     mode = gpu.mig_mode()
     total, used = gpu.memory_mib()
     procs = [process_record(p) for p in gpu.processes()]
     held = holders or {}
-    instances = tuple(
-        GpuInstanceStatus(
-            id=gi.id,
-            profile_id=gi.profile_id,
-            profile=gi.profile,
-            placement=gi.placement,
-            compute_instances=tuple(
-                ComputeInstanceStatus(
-                    id=ci.id,
-                    profile_id=ci.profile_id,
-                    profile=ci.profile,
-                    placement=ci.placement,
-                    uuid=ci.uuid,
-                    processes=tuple(
-                        p for p in procs if p.gpu_instance_id == gi.id and p.compute_instance_id == ci.id
-                    ),
-                    holder=held.get(ci.uuid),
-                )
-                for ci in gi.compute_instances()
-            ),
+    instances = []
+    for gi in gpu.gpu_instances():
+        devices = tuple(_device_status(gi, ci, procs, held) for ci in gi.compute_instances())
+        util = sampler.gpu_instance(gpu, gi.id, has_compute_instance=bool(devices)) if sampler else None
+        instances.append(
+            GpuInstanceStatus(
+                id=gi.id,
+                profile_id=gi.profile_id,
+                profile=gi.profile,
+                placement=gi.placement,
+                compute_instances=devices,
+                utilization=util,
+            )
         )
-        for gi in gpu.gpu_instances()
-    )
+    enabled = bool(mode and mode.current)
     return GpuStatus(
         index=gpu.index,
         uuid=gpu.uuid,
@@ -91,14 +116,28 @@ def gpu_status(gpu: Gpu, holders: Mapping[str, Holder] | None = None) -> GpuStat
         mig_capable=mode is not None,
         mig=None if mode is None else MigModeState(current=mode.current, pending=mode.pending),
         slices=_span(gpu) if mode is not None else 0,
-        gpu_instances=instances,
+        gpu_instances=tuple(instances),
         processes=tuple(procs),
+        utilization=sampler.gpu(gpu, mig_enabled=enabled) if sampler else None,
     )
 
 
-def status(node: Node, gpus: Sequence[Gpu], holders: Mapping[str, Holder] | None = None) -> StatusReport:
-    """``migctl status`` (``nvidia-smi`` plus ``mig -lgi``/``-lci``): every GPU, its instances and users."""
-    return StatusReport(simulated=node.is_simulator, gpus=tuple(gpu_status(g, holders) for g in gpus))
+def status(
+    node: Node,
+    gpus: Sequence[Gpu],
+    holders: Mapping[str, Holder] | None = None,
+    *,
+    sampler: UtilizationSampler | None = None,
+) -> StatusReport:
+    """``migctl status`` (``nvidia-smi`` plus ``mig -lgi``/``-lci``): every GPU, its instances and users.
+
+    With a ``sampler`` (:mod:`migctl.ops.utilization`) each GPU and GPU instance carries its
+    utilization since the sampler's previous round.
+    """
+    report = StatusReport(simulated=node.is_simulator, gpus=tuple(gpu_status(g, holders, sampler) for g in gpus))
+    if sampler is not None:
+        sampler.end_round()
+    return report
 
 
 def profiles(gpus: Sequence[Gpu]) -> ProfilesReport:

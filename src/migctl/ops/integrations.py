@@ -1,22 +1,24 @@
 """Operations behind ``export --format slurm|k8s`` and ``slurm task-prolog``.
 
 Thin I/O around the pure generators in :mod:`migctl.integrations`: read the node through the
-device layer (and the driver's mig-minors file), hand typed facts over, return the records of
-:mod:`migctl.records.schedulers`.
+device layer, hand typed facts over, return the records of :mod:`migctl.records.schedulers`.
 
-:func:`read_mig_minors` is the one place that finds the mig-minors file (``--mig-minors``,
-``$MIGCTL_MIG_MINORS``, the driver's ``/proc/driver/nvidia-caps/mig-minors``); when the
-simulator models that file and a ``/dev`` root of its own, this is where to switch to it.
+The capability minors and the device paths come from the device layer too
+(:meth:`Node.mig_minors`, :meth:`Node.driver_path`): the driver's
+``/proc/driver/nvidia-caps/mig-minors`` and ``/dev`` on a GPU server, the simulated driver's
+own files on a simulated node. ``--mig-minors FILE`` (another node's table, parsed by the same
+parser) and ``--dev-root DIR`` override them.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from migctl.device import Gpu
-from migctl.errors import UsageError
+from migctl.device import Gpu, MigMinors, Node
+from migctl.device.driverfiles import MIG_MINORS, read_mig_minors_file
+from migctl.errors import DriverError, UsageError
 from migctl.integrations import k8s, slurm
 from migctl.integrations.facts import GpuFacts, MigDeviceFacts
 from migctl.records.schedulers import (
@@ -28,9 +30,6 @@ from migctl.records.schedulers import (
     SlurmExportReport,
     TaskPrologReport,
 )
-
-MIG_MINORS_ENV = "MIGCTL_MIG_MINORS"
-DEV_ROOT_ENV = "MIGCTL_DEV_ROOT"
 
 
 def gpu_minor(gpu: Gpu) -> int:
@@ -54,7 +53,7 @@ def _mig_devices(gpu: Gpu) -> tuple[MigDeviceFacts, ...]:
             continue
         out.append(
             MigDeviceFacts(
-                gpu_index=gpu.index, gi_id=gi.id, ci_id=ci.id, profile=ci.profile, gi_profile=gi_prof.name,
+                gpu_index=gpu.index, gi_id=gi.id, ci_id=ci.id, profile=dev.profile, gi_profile=gi_prof.name,
                 uuid=dev.uuid, memory_mib=gi_prof.memory_mib, multiprocessors=ci_prof.sm,
                 gi_slices=gi_prof.slice_count, ci_slices=ci_prof.slice_count, copy_engines=ci_prof.ce,
                 decoders=ci_prof.dec, encoders=ci_prof.enc, jpeg=ci_prof.jpeg, ofa=ci_prof.ofa,
@@ -77,48 +76,61 @@ def node_facts(gpus: Sequence[Gpu]) -> list[GpuFacts]:
     return out
 
 
-def read_mig_minors(path: str | None = None) -> tuple[str, str]:
-    """The text of the mig-minors file and its path: ``path``, else ``$MIGCTL_MIG_MINORS``, else
-    the driver's ``/proc/driver/nvidia-caps/mig-minors``."""
-    where = path or os.environ.get(MIG_MINORS_ENV) or slurm.MIG_MINORS_PATH
+def mig_minors(node: Node, override: str | None = None) -> tuple[MigMinors, str]:
+    """The capability minors and where they were read: the node's driver table
+    (:meth:`Node.mig_minors`), or the table in ``override`` (a :class:`UsageError` if it cannot
+    be read or parsed)."""
+    if override is None:
+        return node.mig_minors(), str(node.driver_path("/" + MIG_MINORS))
     try:
-        with open(where, encoding="utf-8") as f:
-            return f.read(), where
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return read_mig_minors_file(Path(override)), override
+    except DriverError as exc:
         raise UsageError(
-            f"cannot read the MIG minor numbers from {where}: {why}",
-            hint="the NVIDIA driver (>= 450) provides it; on a test node pass --mig-minors FILE or set "
-            f"{MIG_MINORS_ENV}",
+            f"--mig-minors {override}: {exc.message}",
+            hint="give a copy of the driver's /proc/driver/nvidia-caps/mig-minors, or leave --mig-minors out "
+            "to read this node's",
         ) from None
 
 
-def dev_root(option: str | None = None) -> str:
-    """What stands for ``/dev`` in device paths: ``option``, ``$MIGCTL_DEV_ROOT``, or ``/dev``."""
-    return option or os.environ.get(DEV_ROOT_ENV) or "/dev"
+def dev_root(node: Node, override: str | None = None) -> str:
+    """Where the driver's ``/dev`` is: ``override``, else the node's (``/dev`` on a GPU server)."""
+    return override or str(node.driver_path("/dev"))
 
 
 def short_hostname() -> str:
     return socket.gethostname().split(".", 1)[0]
 
 
-def _gres_layout(gpus: Sequence[Gpu], minors_path: str | None, root: str | None) -> tuple[slurm.GresLayout, str, str]:
+def _gres_layout(
+    node: Node, gpus: Sequence[Gpu], minors_file: str | None, root: str | None
+) -> tuple[slurm.GresLayout, str, str]:
     facts = node_facts(gpus)
-    text, where = "", ""
+    minors = MigMinors(None, None)  # none needed without a MIG device to look up
+    where = ""
     if any(g.mig_enabled and g.mig_devices for g in facts):
-        text, where = read_mig_minors(minors_path)
+        minors, where = mig_minors(node, minors_file)
+    used_root = dev_root(node, root)
     try:
-        minors = slurm.parse_mig_minors(text, where)
-        return slurm.gres_layout(facts, minors, dev_root(root)), where, dev_root(root)
+        return slurm.gres_layout(facts, minors, used_root, where or slurm.MIG_MINORS_PATH), where, used_root
     except slurm.SlurmError as exc:
+        if minors_file is None:
+            raise DriverError(str(exc)) from None  # the driver's own table lacks a live instance
         raise UsageError(str(exc)) from None
 
 
 def slurm_export(
-    gpus: Sequence[Gpu], *, node_name: str | None = None, mig_minors: str | None = None, root: str | None = None
+    node: Node,
+    gpus: Sequence[Gpu],
+    *,
+    node_name: str | None = None,
+    mig_minors: str | None = None,
+    root: str | None = None,
 ) -> SlurmExportReport:
-    """gres.conf lines and the slurm.conf ``NodeName`` fragment for the node's current layout."""
-    layout, where, used_root = _gres_layout(gpus, mig_minors, root)
+    """gres.conf lines and the slurm.conf ``NodeName`` fragment for the current layout of ``gpus``.
+
+    ``mig_minors`` (a file) and ``root`` (for ``/dev``) override what the node's driver has.
+    """
+    layout, where, used_root = _gres_layout(node, gpus, mig_minors, root)
     name = node_name or short_hostname()
     return SlurmExportReport(
         format="slurm",
@@ -138,12 +150,17 @@ def slurm_export(
 
 
 def task_prolog(
-    gpus: Sequence[Gpu], env: Mapping[str, str], *, mig_minors: str | None = None, root: str | None = None
+    node: Node,
+    gpus: Sequence[Gpu],
+    env: Mapping[str, str],
+    *,
+    mig_minors: str | None = None,
+    root: str | None = None,
 ) -> TaskPrologReport:
     """The MIG UUIDs of the GRES a Slurm job was given (indices as migctl's gres.conf numbers them)."""
     if not any(env.get(v) for v in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")):
         return TaskPrologReport(None, (), (), None)
-    layout, _, _ = _gres_layout(gpus, mig_minors, root)
+    layout, _, _ = _gres_layout(node, gpus, mig_minors, root)
     try:
         job = slurm.job_devices(layout, env)
     except slurm.SlurmError as exc:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import pynvml
 
+from migctl.config.spec import parse_profile
 from migctl.config.target import Address, AnyDevice, ProfileName, Target, UuidPrefix
 from migctl.device import MigDeviceInfo, Node
 from migctl.device.gpu import describe_process
@@ -221,27 +222,37 @@ def busy_error(busy: Sequence[BusyDevice], what: str) -> InUseError:
         b = busy[0]
         return InUseError(
             f"MIG device {b.uuid} is {leases.describe_holder(b.holder)}",
-            hint="wait for it with --wait [SECONDS], or pick another instance (migctl status shows who holds each)",
+            hint="wait for it with --queue [SECONDS], or pick another instance (migctl status shows who holds each)",
             holder=leases.holder_details(b.uuid, b.holder),
         )
     shown = "; ".join(f"{b.uuid} {leases.describe_holder(b.holder)}" for b in busy[:3])
     more = f"; and {len(busy) - 3} more" if len(busy) > 3 else ""
     return InUseError(
         f"all {len(busy)} MIG devices {what} are busy: {shown}{more}",
-        hint="wait for one with --wait [SECONDS], or pick another target (migctl status shows who holds each)",
+        hint="wait for one with --queue [SECONDS], or pick another target (migctl status shows who holds each)",
         holders=[leases.holder_details(b.uuid, b.holder) for b in busy],
     )
 
 
+def size(dev: MigDeviceInfo) -> tuple[int, int]:
+    """How big a MIG device is, for "the smallest that fits": its memory, then its compute slices
+    (``1c.3g.48gb`` has 1, ``3g.48gb`` 3)."""
+    parsed = parse_profile(dev.profile)
+    slices = 0 if parsed is None else parsed[0] if parsed[0] is not None else parsed[1]
+    return dev.memory_mib, slices
+
+
 def spread_order(devices: Sequence[MigDeviceInfo], held: Iterable[str]) -> list[MigDeviceInfo]:
-    """Candidates ordered to spread work over GPUs: fewest busy instances on the GPU first."""
+    """Candidates in the order to try them: free ones first, the smallest first (a job that could
+    run anywhere must not take the one big instance a job asking for it needs), then spread over
+    GPUs (fewest busy instances on the GPU first)."""
     taken = set(held)
     load: dict[int, int] = {}
     for d in devices:
         load.setdefault(d.gpu_index, 0)
         if d.uuid in taken:
             load[d.gpu_index] += 1
-    return sorted(devices, key=lambda d: (d.uuid in taken, load[d.gpu_index], d.gpu_index, d.index))
+    return sorted(devices, key=lambda d: (d.uuid in taken, size(d), load[d.gpu_index], d.gpu_index, d.index))
 
 
 def acquire(

@@ -15,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from migctl.config import ConfigError, GpuFacts, MigConfigEntry, MigSpec
+from migctl.config import ConfigError, GpuFacts, MigConfigEntry, MigSpec, Selection, applies_to
 from migctl.config import resolve as resolve_entry
-from migctl.config import select as select_config
+from migctl.config.select import select as select_config
 from migctl.core.geometry import GpuGeometry
 from migctl.core.layout import ExistingInstance, Plan, PlanRefusal, Target
 from migctl.core.planner import plan
 from migctl.device import Gpu, Node
-from migctl.errors import InsufficientResourcesError, InUseError, MigctlError
+from migctl.errors import InsufficientResourcesError, InUseError, MigctlError, UsageError
 from migctl.ops.busy import GpuUse, existing_instances, node_leases, snapshot
 from migctl.ops.files import usage_error
 from migctl.records.common import Holder
@@ -66,15 +66,64 @@ class NodePlan:
     config: str
     source: str
     gpus: tuple[GpuPlan, ...]
+    warnings: tuple[str, ...] = ()
+    """What in the config matches no GPU although it was meant to (empty entries, filters that
+    are not PCI IDs)."""
+    uncovered: UsageError | None = None
+    """Set when the config gives none of the chosen GPUs a target: almost certainly a config
+    meant for other GPUs (``apply`` refuses it; ``plan`` reports it as its error)."""
 
     @property
     def refusals(self) -> list[GpuPlan]:
         return [g for g in self.gpus if g.refusal is not None]
 
+    @property
+    def error(self) -> MigctlError | None:
+        """Why ``apply`` of this plan would change nothing: a refusal, or a config for other GPUs."""
+        return refusal_error(self) if self.refusals else self.uncovered
+
 
 def gpu_facts(gpu: Gpu) -> GpuFacts:
     mode = gpu.mig_mode()
-    return GpuFacts(gpu.index, gpu.pci_device_id, gpu.geometry() if mode is not None else None, gpu.name)
+    geometry = gpu.geometry() if mode is not None else None
+    return GpuFacts(gpu.index, gpu.pci_device_id, geometry, gpu.name, gpu.pci_subsystem_id)
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2, 5``."""
+    runs: list[list[int]] = []
+    for i in sorted(indices):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def uncovered_error(spec: MigSpec, config: str, facts: Sequence[GpuFacts], selection: Selection) -> UsageError | None:
+    """The error for a config that gives none of the chosen GPUs a target (``None`` otherwise),
+    naming the GPUs and the configs of the file that would cover them."""
+    if selection.targets or not facts:
+        return None
+    models: dict[tuple[str, int], list[int]] = {}
+    for f in facts:
+        models.setdefault((f.name, f.pci_device_id), []).append(f.index)
+    gpus = "; ".join(
+        f"GPU{'s' if len(ids) > 1 else ''} {_ranges(ids)}: {name}, 0x{pci:08X}" for (name, pci), ids in models.items()
+    )
+    capable = [f for f in facts if f.geometry is not None]
+    samples = list({f.pci_device_id: f for f in capable}.values())
+    renumbered = [replace(s, index=i) for i, s in enumerate(samples)]
+    fitting = [n for n in spec.names() if samples and n != config and all(applies_to(spec, n, renumbered).values())]
+    if not capable:
+        hint = "none of them is MIG-capable; nothing was changed"
+    elif fitting:
+        shown = ", ".join(fitting[:8]) + (f", ... ({len(fitting) - 8} more)" if len(fitting) > 8 else "")
+        hint = f"configs in {spec.source} that cover them: {shown}; nothing was changed"
+    else:
+        hint = f"no config in {spec.source} covers them all; nothing was changed"
+    return UsageError(f"config {config!r} covers none of the chosen GPUs ({gpus}): its entries are for other GPUs",
+                      hint=hint)
 
 
 def _busy_words(gpu: Gpu, use: GpuUse, busy: Sequence[ExistingInstance]) -> tuple[str, ...]:
@@ -151,7 +200,8 @@ def _plan_node(
             plans.append(GpuPlan(gpu.index, gpu.name, None, note=note, uncovered=fact.geometry is not None))
         else:
             plans.append(plan_gpu(gpu, target, leases))
-    return NodePlan(selection.config, source, tuple(plans))
+    none = uncovered_error(spec, selection.config, facts, selection)
+    return NodePlan(selection.config, source, tuple(plans), selection.warnings, none)
 
 
 def refusal_error(node_plan: NodePlan) -> MigctlError:
@@ -214,12 +264,14 @@ def _gpu_record(g: GpuPlan) -> GpuPlanRecord:
 
 
 def plan_report(node_plan: NodePlan) -> PlanReport:
-    """``migctl plan``'s record: every GPU's plan, and the refusal error when some GPU refused."""
-    refused = bool(node_plan.refusals)
+    """``migctl plan``'s record: every GPU's plan, and the error ``apply`` would fail with (a GPU
+    refused, or the config covers none of the GPUs)."""
+    error = node_plan.error
     return PlanReport(
         config=node_plan.config,
         source=node_plan.source,
         gpus=tuple(_gpu_record(g) for g in node_plan.gpus),
-        refused=refused,
-        error=refusal_error(node_plan).record() if refused else None,
+        refused=bool(node_plan.refusals),
+        error=error.record() if error is not None else None,
+        warnings=node_plan.warnings,
     )

@@ -27,7 +27,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from migctl.ray import _node_ops as node_ops
 from migctl.ray import control
@@ -242,7 +242,30 @@ def _mig_actor_class(cls: type) -> type:
     return wrapped
 
 
-def remote(*args: Any, **options: Any) -> Any:
+class MigDecorator:
+    """What ``migctl.ray.remote(...)`` returns: applied to a class it makes a :class:`MigActorClass`,
+    to a function a :class:`MigRemoteFunction` (typed, so a decorated function stays typed)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        _request(options, "actor", "check")  # bad options fail at decoration time
+        self._options = dict(options)
+
+    # A class is also callable: the class overload comes first, and mypy's overlap note is expected.
+    @overload
+    def __call__(self, obj: type) -> MigActorClass: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def __call__(self, obj: Callable[..., Any]) -> MigRemoteFunction: ...
+
+    def __call__(self, obj: object) -> MigActorClass | MigRemoteFunction:
+        if inspect.isclass(obj):
+            return MigActorClass(obj, self._options)
+        if callable(obj):
+            return MigRemoteFunction(obj, self._options)
+        raise MigRequestError(f"migctl.ray.remote decorates a function or a class, not {type(obj).__name__}")
+
+
+def remote(*args: Any, **options: Any) -> MigDecorator:
     """Decorator: ``@migctl.ray.remote(mig="1g.12gb")`` on a function (task) or a class (actor)."""
     if args and (len(args) != 1 or options or not callable(args[0])):
         raise MigRequestError("use @migctl.ray.remote(mig='<profile>') (keyword options only)")
@@ -251,16 +274,7 @@ def remote(*args: Any, **options: Any) -> Any:
             "a MIG task or actor needs mig='<profile>' or mig_memory='<size>'",
             hint="e.g. @migctl.ray.remote(mig='1g.12gb')",
         )
-
-    def wrap(obj: Any) -> Any:
-        if inspect.isclass(obj):
-            return MigActorClass(obj, options)
-        if callable(obj):
-            return MigRemoteFunction(obj, options)
-        raise MigRequestError(f"migctl.ray.remote decorates a function or a class, not {type(obj).__name__}")
-
-    _request(options, "actor", "check")  # bad options fail at decoration time
-    return wrap
+    return MigDecorator(options)
 
 
-__all__ = ["MigActorClass", "MigRemoteFunction", "remote"]
+__all__ = ["MigActorClass", "MigDecorator", "MigRemoteFunction", "remote"]

@@ -7,7 +7,9 @@ from typing import Literal
 
 from migctl.records.base import Record
 
-CheckName = Literal["nvml", "driver", "mig", "mig-pending", "mig-instances", "fabric-manager", "smoke"]
+CheckName = Literal[
+    "nvml", "driver", "mig", "mig-pending", "mig-instances", "fabric-manager", "smoke", "simulated", "pytorch"
+]
 Verdict = Literal["pass", "warn", "fail"]
 
 

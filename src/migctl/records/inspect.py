@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from migctl.core.geometry import Placement
 from migctl.records.base import Record
@@ -26,6 +27,62 @@ class MigModeState(Record):
 
 
 @dataclass(frozen=True)
+class DeviceMemory(Record):
+    """``nvmlDeviceGetMemoryInfo`` on a MIG device: its GPU instance's memory, in MiB."""
+
+    total_mib: int
+    used_mib: int
+    """Used by processes; the driver's reserve is not counted (as nvitop and dcgm-exporter's ``FB_USED`` count it)."""
+    free_mib: int
+    reserved_mib: int | None
+    """Reserved by the driver; ``null`` on a driver without the v2 call (there it counts as used)."""
+
+
+@dataclass(frozen=True)
+class EngineCounts(Record):
+    """Engines a MIG device has (its compute-instance profile's; ``nvidia-smi`` "Shared" columns)."""
+
+    ce: int
+    """Copy engines."""
+    dec: int
+    """Video decoders (NVDEC)."""
+    enc: int
+    """Video encoders (NVENC)."""
+    jpeg: int
+    """JPEG decoders (NVJPG)."""
+    ofa: int
+    """Optical-flow accelerators."""
+
+
+@dataclass(frozen=True)
+class Utilization(Record):
+    """How busy a GPU or GPU instance was, where NVML can say (``status --util``, ``top``, the exporter)."""
+
+    source: Literal["gpm", "nvml", "n/a"]
+    """Where ``gpu_pct`` comes from. ``gpm``: GPU Performance Monitoring (Hopper and later; per GPU
+    instance; two samples ``window_s`` apart); ``nvml``: ``nvmlDeviceGetUtilizationRates`` (a whole GPU
+    outside MIG mode); ``n/a``: NVML gives none here, and ``reason`` says why (never reported as 0%)."""
+    reason: str | None
+    """Why there is no utilization (``source`` ``n/a``), else ``null``."""
+    gpu_pct: float | None
+    """Percent of the time the GPU or instance was busy: NVML's GPU utilization rate, else GPM GRAPHICS_UTIL."""
+    memory_pct: float | None
+    """NVML's memory utilization rate (memory controller busy; whole GPUs outside MIG mode)."""
+    graphics_pct: float | None
+    """GPM GRAPHICS_UTIL: the graphics/compute engine was active (``null`` without GPM)."""
+    sm_pct: float | None
+    """GPM SM_UTIL: SMs busy."""
+    sm_occupancy_pct: float | None
+    """GPM SM_OCCUPANCY: resident warps over the maximum."""
+    dram_bw_pct: float | None
+    """GPM DRAM_BW_UTIL: memory bandwidth in use."""
+    tensor_pct: float | None
+    """GPM ANY_TENSOR_UTIL: any tensor-core pipe active."""
+    window_s: float | None
+    """Seconds between the two GPM samples."""
+
+
+@dataclass(frozen=True)
 class ComputeInstanceStatus(Record):
     """A compute instance, which is also a MIG device (``MIG-<uuid>``)."""
 
@@ -43,6 +100,13 @@ class ComputeInstanceStatus(Record):
     """Compute processes NVML lists on it."""
     holder: Holder | None
     """The migctl lease on it, if any."""
+    memory: DeviceMemory | None
+    """Its memory (``null`` when NVML does not say)."""
+    bar1: Memory | None
+    """Its BAR1 memory (``nvmlDeviceGetBAR1MemoryInfo``; ``null`` when NVML does not say)."""
+    sm: int
+    """Streaming multiprocessors (its compute-instance profile's)."""
+    engines: EngineCounts
 
 
 @dataclass(frozen=True)
@@ -56,6 +120,8 @@ class GpuInstanceStatus(Record):
     placement: Placement
     """Memory slices it occupies."""
     compute_instances: tuple[ComputeInstanceStatus, ...]
+    utilization: Utilization | None
+    """Per-instance utilization (GPM); ``null`` unless measured (``status --util``)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +142,8 @@ class GpuStatus(Record):
     gpu_instances: tuple[GpuInstanceStatus, ...]
     processes: tuple[ProcessRecord, ...]
     """Every compute process on the GPU and its MIG devices."""
+    utilization: Utilization | None
+    """The whole GPU's utilization; ``null`` unless measured (``status --util``)."""
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,11 @@ class PlanReport(Record):
     refused: bool
     """Whether some GPU refused (then ``apply`` would change nothing at all)."""
     error: ErrorReport | None
-    """With a refusal: the error ``apply`` would fail with (its ``exit_code`` is the command's)."""
+    """With a refusal (or a config that covers none of the GPUs): the error ``apply`` would fail
+    with (its ``exit_code`` is the command's)."""
+    warnings: tuple[str, ...] = ()
+    """What in the config matches no GPU although it was meant to (an empty entry, a
+    ``device-filter`` that is not a PCI ID, such as a model name)."""
 
 
 # -- apply and recover -------------------------------------------------------------------------------
@@ -142,6 +146,8 @@ class ApplyReport(Record):
     """Interrupted applies finished or rolled back first."""
     gpus: tuple[GpuOutcome, ...]
     hooks: tuple[HookRun, ...]
+    warnings: tuple[str, ...] = ()
+    """As in ``plan``: what in the config matches no GPU although it was meant to."""
 
     @property
     def exit_hook_failed(self) -> bool:
@@ -165,6 +171,8 @@ class AssertReport(Record):
     config: str
     matches: bool
     gpus: tuple[GpuDifferences, ...]
+    warnings: tuple[str, ...] = ()
+    """As in ``plan``: what in the config matches no GPU although it was meant to."""
 
 
 # -- export ------------------------------------------------------------------------------------------

@@ -51,9 +51,11 @@ class SlurmExportReport(Record):
     notes: tuple[str, ...]
     """GPUs left out, and why."""
     mig_minors: str
-    """The mig-minors file the capability minors were read from (empty when no MIG device needed it)."""
+    """The mig-minors table the capability minors were read from: the driver's (the simulated
+    driver's on a simulated node) or ``--mig-minors`` (empty when no MIG device needed it)."""
     dev_root: str
-    """What stands for ``/dev`` in the paths."""
+    """The folder written for ``/dev`` in the paths: the driver's (``/dev``; the simulated
+    driver's on a simulated node) or ``--dev-root``."""
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from migctl.records import (
+    autobatch,
     batch,
     boot,
+    cli,
     cluster,
     doctor,
     errors,
     inspect,
     layouts,
     lifecycle,
+    observe,
     parity,
     run,
     schedulers,
+    sim,
 )
 
 
@@ -101,7 +105,31 @@ COMMANDS: tuple[CommandOutput, ...] = (
         "this document (or its error) on **stderr** when the command ends, and `--record FILE` writes it to FILE.",
     ),
     CommandOutput("batch", batch.BatchReport, "Each job's fate and the batch's summary."),
+    CommandOutput(
+        "batch --auto",
+        autobatch.AutoBatchReport,
+        "As `batch`, plus where the scheduler put each job and when, and every reshape "
+        "([scheduler.md](scheduler.md)).",
+    ),
     CommandOutput("doctor", doctor.DoctorReport, "Every check with its verdict and fix."),
+    CommandOutput(
+        "top",
+        inspect.StatusReport,
+        "`top --json`: one measured snapshot (the status with utilization, as `status --util`), then exit.",
+    ),
+    CommandOutput(
+        "exporter",
+        observe.ExporterStarted,
+        "Printed once the exporter listens (where, and how often it collects); it then serves until stopped.",
+    ),
+    CommandOutput("completion", cli.CompletionScript, "The shell completion script, as data."),
+    CommandOutput("sim models", sim.SimModelsReport, "GPU models the simulator knows (what `--sim` takes)."),
+    CommandOutput("sim reset", sim.SimNodeReset, "The simulated node started fresh: MIG disabled, no instances."),
+    CommandOutput("sim reset-gpu", sim.SimGpuReset, "A simulated GPU reset (a pending MIG mode takes effect)."),
+    CommandOutput("sim reload-driver", sim.SimDriverReloaded, "A simulated driver reload (Hopper loses MIG mode)."),
+    CommandOutput("sim fabric-manager", sim.SimFabricManager, "The simulated nvidia-fabricmanager after the action."),
+    CommandOutput("sim attach", sim.SimAttached, "A process recorded as using a GPU or MIG device, with its load."),
+    CommandOutput("sim load", sim.SimLoad, "An attached process's new load and memory."),
     CommandOutput("ray up", cluster.RayUpReport, "The scheduler and every node's agent running ([ray.md](ray.md))."),
     CommandOutput("ray down", cluster.RayDownReport, "The migctl actors stopped; MIG instances stay as they are."),
     CommandOutput(
@@ -116,6 +144,10 @@ COMMANDS: tuple[CommandOutput, ...] = (
 
 #: Registry entries that are not commands: the error document every command may print.
 NOT_COMMANDS = frozenset({"error"})
+
+#: Commands that print no record of migctl's: ``sim exec`` replaces itself with the program it
+#: runs (its output and exit status are the program's; a refusal before that is the error document).
+PROGRAM_OUTPUT = frozenset({"sim exec"})
 
 
 def by_command() -> dict[str, CommandOutput]:

@@ -3,7 +3,7 @@
 The catalog is data, not code: one entry per model with its GPU-instance profiles (IDs, NVML
 enum values, slices, memory, SMs, engines, placements) and, per GPU-instance profile, its
 compute-instance profiles. Values that were never observed on hardware are listed in each
-entry's ``inferred`` field (``?`` or ``*`` in ``shared/reference/gpu-profile-tables.md``).
+entry's ``inferred`` field (``?`` or ``*`` in ``docs/reference/gpu-profile-tables.md``).
 
 Only the simulator reads this. On real hardware migctl reads every profile and placement from
 NVML, so a wrong catalog value can mislead a simulation but never a real GPU.

@@ -150,6 +150,8 @@ class SimControl:
                 raise psutil.NoSuchProcess(int(pid))
         except psutil.Error:
             raise ProcessGoneError(f"no running process has pid {pid}", hint="start the process first") from None
+        if uuid is None and gpu is None:
+            raise UsageError("sim attach needs -i GPU or --uuid MIG-...", hint="list MIG devices with: migctl devices")
         index, gi_id, ci_id = self._locate(uuid, gpu)
         with self._sim.store.edit(f"gpu-{index}") as state:
             if gi_id is None and state["mig"]["current"] == pynvml.NVML_DEVICE_MIG_ENABLE:

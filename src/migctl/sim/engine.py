@@ -2,7 +2,7 @@
 
 Deliberately written apart from the planner in ``migctl.core``: the simulator is the oracle
 the planner is tested against, so it must not share the planner's code. Every refusal raises
-the ``pynvml.NVMLError`` subclass real hardware raises (``shared/reference/mig-hardware.md``):
+the ``pynvml.NVMLError`` subclass real hardware raises (``docs/reference/mig-hardware.md``):
 
 * a GPU instance occupies memory slices ``[start, start+size)``; overlap, a full instance
   count, or an exhausted media-engine pool (one OFA: one ``+me``) is INSUFFICIENT_RESOURCES;
@@ -25,7 +25,10 @@ The state is a plain dict (see :mod:`migctl.sim.state`)::
 
 from __future__ import annotations
 
+import os
+import time
 import uuid as uuidlib
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -45,12 +48,39 @@ def fail(code: int) -> pynvml.NVMLError:
 # -- processes -------------------------------------------------------------------------------
 
 
+_PROCFS = os.path.exists("/proc/self/stat")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if _PROCFS else 100
+_boot: tuple[float, float] = (0.0, -1e9)  # (boot time, when it was read: monotonic)
+
+
+def _boot_time() -> float:
+    """psutil's boot time (``/proc/stat`` btime), read again every 10 s (the clock may be set)."""
+    global _boot
+    now = time.monotonic()
+    if now - _boot[1] > 10:
+        _boot = (psutil.boot_time(), now)
+    return _boot[0]
+
+
 def process_alive(proc: dict[str, Any]) -> bool:
     """A recorded process is alive if its pid exists with the same start time (no pid reuse).
 
     A zombie (exited, not yet reaped by its parent) has closed its device files, so the driver
     has already released its context: it is not a GPU client any more.
+
+    Every simulated NVML query asks this of the GPU's processes, so on Linux it is one read of
+    ``/proc/PID/stat`` (start time and state, as psutil computes them) rather than psutil's three.
     """
+    if _PROCFS:
+        try:
+            data = Path(f"/proc/{int(proc['pid'])}/stat").read_bytes()
+            fields = data[data.rfind(b")") + 2 :].split()
+            started = float(fields[19]) / _CLOCK_TICKS + _boot_time()
+            return abs(started - float(proc["ctime"])) < 0.01 and fields[0] != b"Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        except (OSError, IndexError, ValueError):
+            pass  # unreadable: ask psutil
     try:
         p = psutil.Process(int(proc["pid"]))
         return abs(p.create_time() - float(proc["ctime"])) < 0.01 and p.status() != psutil.STATUS_ZOMBIE

@@ -42,7 +42,7 @@ MUTATING = frozenset().union(*ALIASES.values())
 #: Opening and closing the library: neither a query nor a change (``read`` leaves them alone).
 LIFECYCLE = frozenset({"nvmlInit", "nvmlInitWithFlags", "nvmlShutdown"})
 
-# Seconds per call with MIGCTL_SIM_LATENCY=realistic. From shared/reference/mig-reconfig-a100.csv
+# Seconds per call with MIGCTL_SIM_LATENCY=realistic. From docs/reference/mig-reconfig-a100.csv
 # (nvidia-smi on A100, n=300): one 7g create 52 ms and 7 creates 132 ms, both including the
 # ~40 ms nvidia-smi start-up, so about 13 ms per GPU instance and a few ms per compute instance;
 # destroying all instances 120-167 ms. A MIG mode change takes about 2 s, a GPU reset ~3 s.

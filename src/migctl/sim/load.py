@@ -38,17 +38,21 @@ def _util_of(procs: list[dict[str, Any]]) -> float:
     return float(min(100, sum(int(p.get("util") or 0) for p in procs)))
 
 
-def ci_util(gpu: dict[str, Any], gi_id: int, ci_id: int) -> float:
-    """Percent of the time a compute instance's SMs are busy."""
-    return _util_of(engine.procs_on(gpu, gi_id, ci_id))
+def ci_util(gpu: dict[str, Any], gi_id: int, ci_id: int, live: list[dict[str, Any]] | None = None) -> float:
+    """Percent of the time a compute instance's SMs are busy (``live``: the GPU's live processes, if known)."""
+    procs = engine.live_procs(gpu) if live is None else live
+    return _util_of([p for p in procs if p.get("gi") == gi_id and p.get("ci") == ci_id])
 
 
-def gi_util(model: ModelSpec, gpu: dict[str, Any], gi: dict[str, Any]) -> float:
+def gi_util(
+    model: ModelSpec, gpu: dict[str, Any], gi: dict[str, Any], live: list[dict[str, Any]] | None = None
+) -> float:
     """A GPU instance's activity: its compute instances' util weighted by their SMs."""
+    procs = engine.live_procs(gpu) if live is None else live
     weighted = total = 0.0
     for ci in gi["cis"]:
         sm = engine.ci_profile(model, gi, ci["profile"]).sm
-        weighted += ci_util(gpu, gi["id"], ci["id"]) * sm
+        weighted += ci_util(gpu, gi["id"], ci["id"], procs) * sm
         total += sm
     gi_sm = engine.gi_profile(model, gi["profile"]).sm
     return weighted / max(gi_sm, total, 1.0)
@@ -56,11 +60,12 @@ def gi_util(model: ModelSpec, gpu: dict[str, Any], gi: dict[str, Any]) -> float:
 
 def gpu_util(model: ModelSpec, gpu: dict[str, Any]) -> float:
     """The whole GPU's SM activity (MIG: instances weighted by SMs; else the sum of processes)."""
+    procs = engine.live_procs(gpu)  # once: checking a process's liveness reads /proc
     if not gpu["gis"]:
-        return _util_of([p for p in engine.live_procs(gpu) if p.get("gi") is None])
+        return _util_of([p for p in procs if p.get("gi") is None])
     weighted = 0.0
     for gi in gpu["gis"]:
-        weighted += gi_util(model, gpu, gi) * engine.gi_profile(model, gi["profile"]).sm
+        weighted += gi_util(model, gpu, gi, procs) * engine.gi_profile(model, gi["profile"]).sm
     return weighted / max(model.sm, 1)
 
 

@@ -88,8 +88,11 @@ class DeviceQueries(SimBase):
         kind, index, _, _ = self._expect(handle, h.KIND_GPU, h.KIND_MIG)
         model = self._model(index)
         if kind == h.KIND_MIG:
-            _, _, gi, _ = self._mig_target(handle)
-            return f"{model.name} MIG {engine.gi_profile(model, gi['profile']).name}"
+            # The MIG device is named after its compute instance's profile: the GPU instance's
+            # name for a full-size compute instance ("MIG 3g.48gb"), "1c.3g.48gb" for a smaller
+            # one (MIG user guide, "MIG Device Names"; nvidia-smi -L "MIG 1c.3g.20gb Device 0").
+            _, _, gi, ci = self._mig_target(handle)
+            return f"{model.name} MIG {engine.ci_profile(model, gi, ci['profile']).name}"
         return model.name
 
     @nvml

@@ -27,7 +27,7 @@ order) wins, and creates go to the lowest legal start that still lets the rest f
 Modules: :mod:`.wants` (the target, grouped), :mod:`.fit` (placing what is missing, step 3),
 :mod:`.search` (the least disruptive solution, step 2, and the plan made of it),
 :mod:`.explain` (why a target is refused, in words) and :mod:`.diff` (``migctl assert``'s
-differences). ``from migctl.core.planner import plan, difference`` is the whole public API.
+differences). ``from migctl.core.planner import plan, difference, fits`` is the whole public API.
 """
 
 from __future__ import annotations
@@ -40,9 +40,18 @@ from migctl.core.planner.diff import difference
 from migctl.core.planner.explain import refuse
 from migctl.core.planner.fit import Fitter
 from migctl.core.planner.search import search, to_plan
-from migctl.core.planner.wants import resolve_wants
+from migctl.core.planner.wants import resolve_wants, shapes_left
 
-__all__ = ["difference", "plan"]
+__all__ = ["difference", "fits", "plan"]
+
+
+def fits(geometry: GpuGeometry, target: Sequence[TargetInstance]) -> bool:
+    """Whether ``target`` fits an empty GPU of ``geometry``: :func:`plan` from nothing, without
+    making the plan or explaining a refusal (so cheap enough to ask many times)."""
+    wants = resolve_wants(geometry, target)
+    if isinstance(wants, PlanRefusal):
+        return False
+    return Fitter(geometry).fit((), shapes_left(wants, [w.count for w in wants])) is not None
 
 
 def plan(

@@ -43,6 +43,24 @@ def fmt_wants(wants: Iterable[tuple[Want, int]]) -> str:
     return ", ".join(parts) if parts else "nothing"
 
 
+def engine_overuse(geometry: GpuGeometry, profile_ids: Iterable[int]) -> list[tuple[str, str]]:
+    """Which media engines instances of ``profile_ids`` (one entry per instance) need more of than
+    the GPU's shared pool has: ``(Engines field, words)`` such as ``("ofa", "2 OFA engines (the
+    GPU has 1)")``; empty when they fit or the pool is unknown."""
+    totals = geometry.engine_totals
+    if totals is None:
+        return []
+    used = Engines()
+    for pid in profile_ids:
+        used = used + geometry.by_id(pid).engines
+    labels = {"dec": "decoders", "enc": "encoders", "jpeg": "JPEG engines", "ofa": "OFA engines"}
+    return [
+        (kind, f"{getattr(used, kind)} {label} (the GPU has {getattr(totals, kind)})")
+        for kind, label in labels.items()
+        if getattr(used, kind) > getattr(totals, kind)
+    ]
+
+
 def explain_unfit(geometry: GpuGeometry, fitter: Fitter, wants: Sequence[Want]) -> str:
     """Why the target does not fit even an empty GPU, and what would fit instead."""
     problems: list[str] = []
@@ -57,24 +75,9 @@ def explain_unfit(geometry: GpuGeometry, fitter: Fitter, wants: Sequence[Want]) 
     for (a, pa), (b, pb) in combinations(pinned, 2):
         if pa.overlaps(pb):
             problems.append(f"{a.profile.name} pinned at {pa} overlaps {b.profile.name} pinned at {pb}")
-    totals = geometry.engine_totals
-    if totals is not None:
-        used = Engines()
-        for w in wants:
-            for _ in range(w.count):
-                used = used + w.profile.engines
-        if not used.within(totals):
-            over = [
-                f"{got} {label} (the GPU has {cap})"
-                for label, got, cap in (
-                    ("decoders", used.dec, totals.dec),
-                    ("encoders", used.enc, totals.enc),
-                    ("JPEG engines", used.jpeg, totals.jpeg),
-                    ("OFA engines", used.ofa, totals.ofa),
-                )
-                if got > cap
-            ]
-            problems.append("its instances need " + ", ".join(over))
+    over = engine_overuse(geometry, [w.profile.id for w in wants for _ in range(w.count)])
+    if over:
+        problems.append("its instances need " + ", ".join(text for _, text in over))
     need = sum(w.profile.placement_size * w.count for w in wants)
     if need > geometry.span:
         problems.append(f"it needs {need} memory slices and the GPU has {geometry.span}")
