@@ -220,3 +220,68 @@ def test_migctl_never_costs_a_largest_profile_placement_that_another_gpu_would_k
     for room in all_rooms:
         alone = place([room], by_name(profile.name), "migctl")  # the planner's placement on that GPU
         assert alone is None or not keeps_largest(room, alone.placement)
+
+
+def placements_left(geo: GpuGeometry, gpus: list[list[Occupant]]) -> tuple[int, ...]:
+    """Over every GPU, how many distinct starts each placement size still has free, largest size first
+    (computed here from the geometry alone, not with the policy's own cost)."""
+    sizes = sorted({p.placement_size for p in geo.profiles}, reverse=True)
+    return tuple(
+        sum(len({at.start for p in geo.profiles if p.placement_size == size for at in geo.free_placements(occ, p)})
+            for occ in gpus)
+        for size in sizes
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(rooms(), st.data())
+def test_migctl_leaves_room_for_the_largest_profiles_at_least_as_well_as_first_fit(
+    world: tuple[GpuGeometry, list[GpuRoom]], data: st.DataObject
+) -> None:
+    """Random free-slice states: after migctl's create the GPUs keep, size by size from the largest,
+    at least as many free placements as after first-fit's; and no instance is touched."""
+    geo, all_rooms = world
+    profile = data.draw(st.sampled_from(geo.profiles))
+    after: dict[Policy, tuple[int, ...]] = {}
+    for policy in ("migctl", "first-fit"):
+        made = place(all_rooms, by_name(profile.name), policy)
+        if made is None:
+            assert not any(geo.free_placements(list(r.occupants()), profile) for r in all_rooms)
+            return
+        assert made.destroy == ()
+        gpus = [list(r.occupants()) + ([Occupant(made.profile_id, made.placement)] if r.key == made.key else [])
+                for r in all_rooms]
+        for r in all_rooms:
+            if r.key == made.key:  # the new instance overlaps nothing that exists
+                assert not any(s.placement.overlaps(made.placement) for s in r.slots)
+        after[policy] = placements_left(geo, gpus)
+    assert after["migctl"] >= after["first-fit"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(GEOS)), st.integers(1, 3), st.data())
+def test_a_stream_of_requests_never_touches_a_busy_instance(key: str, n_gpus: int, data: st.DataObject) -> None:
+    """Requests arrive and work ends in random order; each answer (reshaping idle instances when
+    needed) destroys only idle ones and creates where nothing else stays."""
+    geo = GEOS[key]
+    gpus: dict[int, list[Slot]] = {g: [] for g in range(n_gpus)}
+    next_gi = 0
+    for _ in range(data.draw(st.integers(1, 25))):
+        if any(gpus.values()) and data.draw(st.booleans()):  # some work ends or starts on an instance
+            g = data.draw(st.sampled_from([g for g, s in gpus.items() if s]))
+            i = data.draw(st.integers(0, len(gpus[g]) - 1))
+            old = gpus[g][i]
+            gpus[g][i] = Slot(old.gi_id, old.profile_id, old.placement, data.draw(st.sampled_from(STATES)))
+            continue
+        profile = data.draw(st.sampled_from([p for p in geo.profiles if is_plain(p)]))
+        rooms_now = [GpuRoom(("n", g), geo, tuple(s)) for g, s in gpus.items()]
+        made = place(rooms_now, by_name(profile.name), "migctl", reshape=True)
+        if made is None:
+            continue
+        g = made.key[1]  # type: ignore[index]
+        busy = {s.gi_id for s in gpus[g] if s.state != "idle"}
+        assert not busy & set(made.destroy)
+        kept = [s for s in gpus[g] if s.gi_id not in made.destroy]
+        assert not any(s.placement.overlaps(made.placement) for s in kept)
+        gpus[g] = [*kept, Slot(next_gi, made.profile_id, made.placement, "running")]
+        next_gi += 1

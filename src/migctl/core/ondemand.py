@@ -8,8 +8,9 @@ carries the answer out through migctl's own operations (planned, journaled apply
 
 Two policies:
 
-* ``"migctl"``: keep room for the largest profiles. Within each GPU the product planner
-  chooses the placement (the driver's own order of preference: the placement that blocks the
+* ``"migctl"``: keep room for the largest profiles. Within each GPU, the free placement that
+  costs the fewest placements of the largest sizes (below), and among those the product
+  planner's choice (the driver's own order of preference: the placement that blocks the
   fewest still-possible placements; a lone 1g goes to slice 6, leaving 0-3 for a 3g or 4g).
   Among the GPUs, the one where that create costs the least room for the largest profiles:
   the fewest placements lost of the largest placement size, then of the next size, and so
@@ -143,7 +144,24 @@ def _where(policy: Policy, room: GpuRoom, profile: GiProfile, without: frozenset
         return None
     if policy == "first-fit":
         return _first_free(room.geometry, occupants, profile)
-    return _planned(room.geometry, tuple(sorted(occupants, key=lambda o: (o.placement, o.profile_id))), profile.id)
+    return _best_at(room.geometry, tuple(sorted(occupants, key=lambda o: (o.placement, o.profile_id))), profile.id)
+
+
+@functools.lru_cache(maxsize=8192)
+def _best_at(geometry: GpuGeometry, occupants: tuple[Occupant, ...], profile_id: int) -> Placement | None:
+    """migctl's placement on one GPU: of the free placements, the one that costs the fewest
+    placements of the largest sizes (:func:`_cost`), the planner's own choice among equals.
+
+    The planner alone (the driver's preference: block the fewest possible placements of any
+    profile) now and then costs a 3g/4g placement that another free placement would keep; taking
+    the lowest cost first means migctl never costs more large placements than first-fit would.
+    """
+    profile = geometry.by_id(profile_id)
+    free = geometry.free_placements(list(occupants), profile)
+    if not free:
+        return None
+    planned = _planned(geometry, occupants, profile_id)
+    return min(free, key=lambda at: (_cost(geometry, occupants, profile_id, at), at != planned, at.start))
 
 
 #: Placement sizes (memory slices) every GPU's costs are compared on, largest first, so that GPUs of
@@ -166,9 +184,14 @@ def _starts(geometry: GpuGeometry, occupants: Sequence[Occupant], group: Sequenc
 def _left_after(room: GpuRoom, without: frozenset[int], profile: GiProfile, at: Placement) -> tuple[int, ...]:
     """What the create costs, lower is better: per placement size (largest first) the placements
     it makes impossible, then the free memory slices left."""
-    geometry = room.geometry
-    before = list(room.occupants(without))
-    after = [*before, Occupant(profile.id, at)]
+    occupants = tuple(sorted(room.occupants(without), key=lambda o: (o.placement, o.profile_id)))
+    return _cost(room.geometry, occupants, profile.id, at)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cost(geometry: GpuGeometry, occupants: tuple[Occupant, ...], profile_id: int, at: Placement) -> tuple[int, ...]:
+    before = list(occupants)
+    after = [*before, Occupant(profile_id, at)]
     lost = tuple(_starts(geometry, before, g) - _starts(geometry, after, g) for g in _by_size(geometry))
     return (*lost, len(geometry.free_slices(after)))
 
