@@ -55,7 +55,7 @@ mig-configs:
       mig-enabled: true
       mig-devices: {}
 """
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "data" / "mig-parted-config-default.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "src" / "migctl" / "data" / "mig-parted-config-default.yaml"
 
 
 def work(seconds: float) -> tuple[float, float]:
