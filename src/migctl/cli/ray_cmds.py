@@ -191,7 +191,11 @@ def apply(
     name: str | None = NAME_OPTION,
     address: str | None = ADDRESS_OPTION,
     wait: float = typer.Option(
-        60.0, "--wait", metavar="SECONDS", help="How long each node waits for its lock (default 60).", show_default=False
+        60.0,
+        "--wait",
+        metavar="SECONDS",
+        help="How long each node waits for its lock (default 60).",
+        show_default=False,
     ),
 ) -> None:
     """Apply a layout on every node at once, each node as on one (plan, transaction, journal)."""
