@@ -62,8 +62,11 @@ def test_bare_decorator_says_what_is_missing() -> None:
         remote(work)
 
 
-def test_cluster_commands_without_a_ray_cluster_say_so_in_one_line(migctl: Any) -> None:
-    r = migctl("cluster", "status", env={"RAY_ADDRESS": "127.0.0.1:1"})
+def test_cluster_commands_without_a_ray_cluster_say_so_in_one_line(migctl: Any, migctl_process: Any) -> None:
+    # A process of its own: a pytest worker that ran the Ray tests is still connected to their cluster.
+    r = migctl_process("cluster", "status", env={"RAY_ADDRESS": "127.0.0.1:1"})
     assert r.code == 3 and r.err.count("\n") == 1 and "no Ray cluster at 127.0.0.1:1" in r.err
+    d = migctl_process("cluster", "status", "--json", env={"RAY_ADDRESS": "127.0.0.1:1"})
+    assert d.code == 3 and json.loads(d.out)["error"] == "not_supported"
     j = migctl("cluster", "apply", "-f", "/nonexistent.yaml", "-c", "x", "--json", env={"RAY_ADDRESS": "127.0.0.1:1"})
     assert j.code == 2 and json.loads(j.out)["error"] == "usage"  # the file is checked before any node is asked

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-from migctl.errors import InUseError, MigctlError, UsageError
+from migctl.errors import InUseError, MigctlError, NotSupportedError, UsageError
+
+# Each keeps the kind of its exit code (records.errors.ErrorKind: one kind per exit code); the
+# class and the message say what happened.
 
 
 class MigUnavailableError(InUseError):
     """No MIG device for the request became available in time; the message says what was missing."""
 
-    kind = "mig_unavailable"
-
 
 class MigRequestError(UsageError):
     """The request can never be met as written (unknown profile, bad option)."""
-
-    kind = "mig_request"
 
 
 class MigWorkerDiedError(MigctlError):
     """The process running a MIG task died (killed, crashed, its node lost); its lease was released."""
 
-    kind = "mig_worker_died"
 
-
-class RayNotAvailableError(MigctlError):
-    """Ray is not installed, or no Ray cluster could be reached."""
-
-    exit_code = 3
-    kind = "ray_unavailable"
+class RayNotAvailableError(NotSupportedError):
+    """Ray is not installed, or no Ray cluster could be reached (exit 3, ``not_supported``)."""
 
 
 class DeviceBusyError(Exception):
