@@ -62,6 +62,8 @@ GROUPS = {
     "boot": {"install", "select", "apply", "status", "uninstall"},
     "slurm": {"task-prolog"},
     "k8s": {"hooks-file", "clients"},
+    "ray": {"up", "down"},
+    "cluster": {"status", "plan", "apply", "assert"},
 }
 
 

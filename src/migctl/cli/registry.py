@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "boot": ("boot_cmds", "Services", "Re-apply the recorded MIG layout at every boot (a systemd unit)."),
     "slurm": ("scheduler_cmds", "Services", "Slurm: MIG UUIDs for a job's GRES (export --format slurm: gres.conf)."),
     "k8s": ("scheduler_cmds", "Services", "Kubernetes: pause GPU client pods around apply, their hooks file."),
+    "ray": ("ray_cmds", "Services", "Run migctl's agent on every Ray node and its MIG scheduler (docs/ray.md)."),
+    "cluster": ("ray_cmds", "Services", "Every Ray node's MIG layout: status, plan, apply, assert (-f FILE -c NAME)."),
     "sim": ("sim_cmds", "More", "Control the simulated node (models, reset, driver reload, processes, exec)."),
     "completion": ("completion_cmds", "More", "Print the shell completion script for bash, zsh or fish."),
 }

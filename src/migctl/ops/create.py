@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -216,26 +217,109 @@ def create(
     what = "migctl create " + " ".join(str(r) for r in requests)
     with host_lock(wait_s), cancel.cancellable():
         plans = [(gpu, plan_creates(gpu, requests, placement)) for gpu in gpus]
-        undo = Undo(what)
-        made: list[CreatedInstance] = []
-        journals: list[tuple[Path, Gpu, Target, Target]] = []
-        try:
-            for gpu, steps in plans:
-                journals.append(_journal_create(gpu, steps, compute_instance, what))
-            for gpu, steps in plans:
-                for prof, where in steps:
-                    made.append(_create_one(gpu, prof, where, compute_instance, undo))
-        except Exception as exc:  # the driver, a stop request, a full disk, anything: undo it all
-            note, complete = undo.note([g.index for g, _ in plans])
-            for path, gpu, target, before in journals:
-                if complete:
-                    journal.remove(path)
-                else:  # what is left is for recover to roll back, never to finish
-                    journal.mark_cancelled(path, gpu.index, what, target, before)
-            raise _create_error(exc, note, complete) from None
-        for path, *_ in journals:
-            journal.remove(path)
-        return CreateReport(tuple(made))
+        return _create_planned(plans, compute_instance, what)
+
+
+def create_at(
+    node: Node,
+    wanted: Sequence[tuple[Gpu, int | str, Placement]],
+    *,
+    what: str = "migctl create",
+    wait_s: float | None = None,
+) -> CreateReport:
+    """Create GPU instances at placements the caller chose, each with its default compute instance:
+    on one or several GPUs, under one host lock, journaled, all or nothing.
+
+    For a caller with its own placement policy (migctl.ray's on-demand instances, placed by
+    :mod:`migctl.core.ondemand` with the planner's order of preference): ``wanted`` holds
+    ``(gpu, profile, placement)``. Every placement is checked against the GPU as it is under
+    the lock, next to what it has and to the others asked for; one that is taken or illegal is
+    an :class:`~migctl.errors.InsufficientResourcesError` naming it, and nothing is created.
+    An earlier create or apply that a crash cut short is finished or rolled back first (as
+    ``apply`` does), so its journal is never overwritten. Existing instances are never touched.
+    GPUs are changed concurrently, each in its own thread (a failure on one still undoes all);
+    a stop request (Ctrl-C/SIGTERM, in the main thread) undoes it all as :func:`create` does.
+
+    >>> create_at(node, [(node.gpus[0], "1g.12gb", Placement(6, 1))])     # doctest: +SKIP
+    CreateReport(created=(CreatedInstance(gpu=0, gpu_instance_id=13, ...),))
+    """
+    from migctl.ops.recover import recover_locked
+
+    if not wanted:
+        return CreateReport(())
+    with host_lock(wait_s, what), cancel.cancellable():
+        recover_locked(node)
+        by_gpu: dict[int, tuple[Gpu, list[tuple[GiProfile, Placement]]]] = {}
+        for gpu, key, where in wanted:
+            by_gpu.setdefault(gpu.index, (gpu, []))[1].append((_profile_of(gpu, key), where))
+        plans = [(gpu, _check_placed(gpu, steps)) for gpu, steps in by_gpu.values()]
+        return _create_planned(plans, True, what, parallel=True)
+
+
+def _profile_of(gpu: Gpu, key: int | str) -> GiProfile:
+    require_mig_enabled(gpu)
+    return resolve_profile(gpu, gpu.geometry(), key)
+
+
+def _check_placed(gpu: Gpu, steps: list[tuple[GiProfile, Placement]]) -> list[tuple[GiProfile, Placement]]:
+    """Every placement free and legal next to the GPU's instances and the others asked for."""
+    geometry = gpu.geometry()
+    occupants = [Occupant(g.profile_id, g.placement) for g in gpu.gpu_instances()]
+    for prof, where in steps:
+        why = geometry.why_not(occupants, prof, where)
+        if why is not None:
+            raise InsufficientResourcesError(
+                f"GPU {gpu.index}: {prof.name} at {where}: {why}",
+                hint=explain_space(gpu, geometry) + "; nothing was created",
+            )
+        occupants.append(Occupant(prof.id, where))
+    return steps
+
+
+def _create_planned(
+    plans: Sequence[tuple[Gpu, Sequence[tuple[GiProfile, Placement]]]],
+    compute_instance: bool,
+    what: str,
+    *,
+    parallel: bool = False,
+) -> CreateReport:
+    """Journal each GPU, create every instance, undo them all on any failure (host lock held).
+
+    ``parallel``: each GPU in its own thread (the driver changes GPUs independently), the way
+    ``apply`` runs its GPUs; a failure on any GPU still undoes what every GPU made. An undo that
+    could not complete leaves its journals marked cancelled: ``recover`` only rolls them back.
+    """
+    undo = Undo(what)
+    made: list[list[CreatedInstance]] = [[] for _ in plans]
+    journals: list[tuple[Path, Gpu, Target, Target]] = []
+
+    def one(k: int) -> None:
+        gpu, steps = plans[k]
+        for prof, where in steps:
+            made[k].append(_create_one(gpu, prof, where, compute_instance, undo))
+
+    try:
+        for gpu, steps in plans:
+            journals.append(_journal_create(gpu, steps, compute_instance, what))
+        if parallel and len(plans) > 1:
+            with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+                futures = [pool.submit(one, k) for k in range(len(plans))]
+            for future in futures:  # every GPU has finished; the first failure, if any
+                future.result()
+        else:
+            for k in range(len(plans)):
+                one(k)
+    except Exception as exc:  # the driver, a stop request, a full disk, anything: undo it all
+        note, complete = undo.note([g.index for g, _ in plans])
+        for path, gpu, target, before in journals:
+            if complete:
+                journal.remove(path)
+            else:  # what is left is for recover to roll back, never to finish
+                journal.mark_cancelled(path, gpu.index, what, target, before)
+        raise _create_error(exc, note, complete) from None
+    for path, *_ in journals:
+        journal.remove(path)
+    return CreateReport(tuple(c for per_gpu in made for c in per_gpu))
 
 
 def _create_error(exc: Exception, note: str, complete: bool) -> MigctlError:
@@ -277,7 +361,7 @@ def _create_one(gpu: Gpu, prof: GiProfile, where: Placement, compute_instance: b
 
 
 def _journal_create(
-    gpu: Gpu, steps: list[tuple[GiProfile, Placement]], compute_instance: bool, what: str
+    gpu: Gpu, steps: Sequence[tuple[GiProfile, Placement]], compute_instance: bool, what: str
 ) -> tuple[Path, Gpu, Target, Target]:
     """Journal the create, so a ``kill -9`` half-way is finished by ``migctl recover``."""
     before = journal.pinned(True, existing_instances(gpu, None))

@@ -23,6 +23,7 @@ from migctl.records import (
     batch,
     boot,
     cli,
+    cluster,
     doctor,
     errors,
     inspect,
@@ -129,6 +130,14 @@ COMMANDS: tuple[CommandOutput, ...] = (
     CommandOutput("sim fabric-manager", sim.SimFabricManager, "The simulated nvidia-fabricmanager after the action."),
     CommandOutput("sim attach", sim.SimAttached, "A process recorded as using a GPU or MIG device, with its load."),
     CommandOutput("sim load", sim.SimLoad, "An attached process's new load and memory."),
+    CommandOutput("ray up", cluster.RayUpReport, "The scheduler and every node's agent running ([ray.md](ray.md))."),
+    CommandOutput("ray down", cluster.RayDownReport, "The migctl actors stopped; MIG instances stay as they are."),
+    CommandOutput(
+        "cluster status", cluster.ClusterStatusReport, "Every Ray node's `status`, and what was made on demand."
+    ),
+    CommandOutput("cluster plan", cluster.ClusterPlanReport, "Each Ray node's `plan` of the layout."),
+    CommandOutput("cluster apply", cluster.ClusterApplyReport, "Each Ray node's `apply`, run there, in parallel."),
+    CommandOutput("cluster assert", cluster.ClusterAssertReport, "Each Ray node's `assert` of the layout."),
     CommandOutput("error", errors.ErrorReport, "What any command prints with --json when it fails (exit code != 0)."),
 )
 
