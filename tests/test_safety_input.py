@@ -116,7 +116,7 @@ def test_files_over_the_size_limit_are_refused_at_once(migctl: Cli, tmp_path: Pa
         big.write_text("version: v1\nmig-configs:\n  x:\n" + "  # padding\n" * 200_000)
         path = str(big)
     started = time.monotonic()
-    for args in (["apply", "-f", path, "-c", "x"], ["plan", "-f", path], ["batch", path]):
+    for args in (["apply", "-f", path, "-c", "x"], ["plan", "-f", path], ["batch", path], ["batch", "--auto", path]):
         r = s(*args)
         assert r.code == 2 and "larger than 1024 KiB" in r.err, (args, r.err)
     assert time.monotonic() - started < 10

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migctl.config.errors import ConfigError
-from migctl.config.jobs import JobsFile, JobSpec, parse_jobs
+from migctl.config.jobs import JobsFile, JobSpec
 from migctl.config.target import AnyDevice
 from migctl.core.geometry import GpuGeometry
 from migctl.core.scheduler import GpuState, Job, decide
 from migctl.device import Gpu, Node
 from migctl.errors import NotSupportedError, UsageError
-from migctl.ops import launch
 from migctl.ops.gpus import for_reshape
-from migctl.ops.jobs import Executables, ReadyJob, first_set, named_specs
+from migctl.ops.jobs import Executables, ReadyJob, first_set, named_specs, read_jobs_file
 
 
 @dataclass(frozen=True)
@@ -79,14 +78,8 @@ def load_auto_jobs(
     timeout: float | None = None,
 ) -> list[AutoJob]:
     """Read a jobs file for ``--auto``; every problem is a :class:`UsageError` ``file:line: key: message``."""
-    source = str(path)
+    parsed = read_jobs_file(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"{source}: cannot read the jobs file: {why}") from None
-    try:
-        parsed = parse_jobs(text, source, reserved_env=launch.DEVICE_ENV_NAMES)
         return ready_auto(node, gpus, parsed.jobs, retries=retries, timeout=timeout, located=parsed)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

@@ -39,12 +39,21 @@ def load_jobs(path: Path, node: Node, *, retries: int | None = None, timeout: fl
     """Read a jobs file and check it against the node; every problem is a :class:`UsageError`
     ``file:line: key: message`` (exit 2). ``retries``/``timeout`` are the defaults of jobs that
     (and whose ``defaults:``) set none."""
+    parsed = read_jobs_file(path)
+    try:
+        return ready(node, parsed.jobs, retries=retries, timeout=timeout, located=parsed)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def read_jobs_file(path: Path) -> JobsFile:
+    """A jobs file (``-``: stdin) parsed, size-bounded like every file migctl reads; any problem is
+    a :class:`UsageError` ``file:line: key: message``."""
     from migctl.ops.files import read_text
 
     text, source = read_text(path, "jobs file")
     try:
-        parsed = parse_jobs(text, source, reserved_env=launch.DEVICE_ENV_NAMES)
-        return ready(node, parsed.jobs, retries=retries, timeout=timeout, located=parsed)
+        return parse_jobs(text, source, reserved_env=launch.DEVICE_ENV_NAMES)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
