@@ -139,9 +139,14 @@ def test_latencies_that_are_not_finite_are_refused(migctl: Cli, value: str) -> N
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "-inf"])
 def test_wait_must_be_a_finite_number(migctl: Cli, value: str) -> None:
     s = Sim(migctl, "h20x1")
-    for args in (["create", "1g.12gb", "--wait", value], ["recover", "--wait", value]):
+    for args in (
+        ["create", "1g.12gb", "--wait", value],
+        ["recover", "--wait", value],
+        ["apply", "--layout", "1g.12gb:7", "--wait", value],
+    ):
         r = s(*args)
         assert r.code == 2 and "--wait" in r.err, (args, r.err)
+        assert r.out == "", (args, r.out)  # refused as the arguments are read: no plan printed first
     assert s("run", "--queue", value, "--", "true").code == 2 or value in ("inf",)  # run: the device queue
 
 

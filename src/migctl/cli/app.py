@@ -44,10 +44,19 @@ GPUS_OPTION = typer.Option(None, "-i", "--id", metavar="GPUS", help=GPUS_HELP + 
 #: The host lock's default wait: :data:`migctl.ops.lock.DEFAULT_WAIT_S` (not imported at start-up;
 #: a test checks they agree).
 DEFAULT_WAIT_S = 60.0
+def _checked_wait(wait_s: float) -> float:
+    """Refuse ``--wait nan``/``inf``/negative as the arguments are read, before any plan is printed."""
+    from migctl.ops.lock import check_wait
+
+    check_wait(wait_s)
+    return wait_s
+
+
 WAIT_OPTION = typer.Option(
     DEFAULT_WAIT_S,
     "--wait",
     metavar="SECONDS",
+    callback=_checked_wait,
     help="How long to wait for another migctl that holds the host lock (default 60), then exit 9.",
     show_default=False,
 )
