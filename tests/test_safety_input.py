@@ -143,6 +143,7 @@ def test_wait_must_be_a_finite_number(migctl: Cli, value: str) -> None:
         ["create", "1g.12gb", "--wait", value],
         ["recover", "--wait", value],
         ["apply", "--layout", "1g.12gb:7", "--wait", value],
+        ["cluster", "apply", "-c", "all-1g.12gb", "--wait", value],  # refused before any Ray node is asked
     ):
         r = s(*args)
         assert r.code == 2 and "--wait" in r.err, (args, r.err)

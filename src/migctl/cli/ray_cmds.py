@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from migctl.cli.app import commands, emit
+from migctl.cli.app import WAIT_OPTION, commands, emit
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -190,13 +190,7 @@ def apply(
     file: str = FILE_OPTION,
     name: str | None = NAME_OPTION,
     address: str | None = ADDRESS_OPTION,
-    wait: float = typer.Option(
-        60.0,
-        "--wait",
-        metavar="SECONDS",
-        help="How long each node waits for its lock (default 60).",
-        show_default=False,
-    ),
+    wait: float = WAIT_OPTION,
 ) -> None:
     """Apply a layout on every node at once, each node as on one (plan, transaction, journal)."""
     from migctl.ray import _node_ops, cluster
